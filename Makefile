@@ -1,0 +1,56 @@
+# lbox: a container runtime with a C core and Lua behaviour.
+PREFIX ?= /usr/local
+CC ?= cc
+LUA ?= lua5.4
+PKGS = lua5.4 libcgroup
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -fPIC $(shell pkg-config --cflags $(PKGS))
+LDLIBS = $(shell pkg-config --libs $(PKGS))
+
+CORE_SRC = core/core.c core/ns.c core/mount.c core/proc.c core/signal.c \
+           core/fd.c core/tty.c core/cgroup.c
+CORE_OBJ = $(CORE_SRC:core/%.c=build/%.o)
+
+BUSTED = $(LUA) /usr/bin/busted
+
+.PHONY: all deps install uninstall test test-v2 lint bench clean
+all: lbox build/lbox/core.so
+
+build/%.o: core/%.c core/core.h | build
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build:
+	mkdir -p build/lbox
+
+lbox: build/main.o $(CORE_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# The same core as a module for plain lua5.4 (and busted).
+build/lbox/core.so: $(CORE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libcgroup)
+
+# Installs the distribution packages listed in vendor/ (root, Debian).
+deps:
+	vendor/install-packages vendor/packages.txt
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox $(DESTDIR)$(PREFIX)/share/lbox/scripts
+	install -m 755 lbox $(DESTDIR)$(PREFIX)/bin/lbox
+	install -m 644 lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox/
+	install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/share/lbox
+
+test: all
+	$(BUSTED) spec
+
+lint:
+	luacheck lua scripts spec
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability core
+
+bench: all
+	./lbox scripts/bench.lua
+
+clean:
+	rm -rf build lbox

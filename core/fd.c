@@ -1,0 +1,179 @@
+/* File descriptors as plain integers: pipe(2), open(2), read(2), write(2),
+ * dup2(2), close(2), poll(2). Every descriptor lbox opens is close-on-exec. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define READ_MAX (1 << 20)
+
+/* pipe() -> read_fd, write_fd | fail, msg, errno. See pipe2(2). */
+static int fd_pipe(lua_State *L) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0)
+    return lbox_fail(L, "pipe", NULL);
+  lua_pushinteger(L, fds[0]);
+  lua_pushinteger(L, fds[1]);
+  return 2;
+}
+
+/* open(path [, "r"|"w"|"rw"|"create"]) -> fd | fail, msg, errno
+ * "create" opens for writing, creating the file (mode 0600). See open(2). */
+static int fd_open(lua_State *L) {
+  static const char *const modes[] = {"r", "w", "rw", "create", NULL};
+  static const int mode_flags[] = {O_RDONLY, O_WRONLY, O_RDWR, O_WRONLY | O_CREAT};
+  const char *path = luaL_checkstring(L, 1);
+  int flags = mode_flags[luaL_checkoption(L, 2, "r", modes)];
+  int fd;
+  do
+    fd = open(path, flags | O_CLOEXEC | O_NOCTTY, 0600);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0)
+    return lbox_fail(L, "open", path);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* read(fd, max) -> string ("" at end of file) | fail, msg, errno. See read(2). */
+static int fd_read(lua_State *L) {
+  int fd = lbox_check_fd(L, 1);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, max > 0 && max <= READ_MAX, 2, "size out of range");
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)max);
+  ssize_t n;
+  do
+    n = read(fd, p, (size_t)max);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return lbox_fail(L, "read", NULL);
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+/* write(fd, data) -> bytes written (all of data) | fail, msg, errno
+ * Retries short writes and EINTR. See write(2). */
+static int fd_write(lua_State *L) {
+  int fd = lbox_check_fd(L, 1);
+  size_t len, done = 0;
+  const char *data = luaL_checklstring(L, 2, &len);
+  while (done < len) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return lbox_fail(L, "write", NULL);
+    done += (size_t)n;
+  }
+  lua_pushinteger(L, (lua_Integer)done);
+  return 1;
+}
+
+/* close(fd) -> true | fail, msg, errno. See close(2). */
+static int fd_close(lua_State *L) {
+  if (close(lbox_check_fd(L, 1)) < 0)
+    return lbox_fail(L, "close", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* dup2(old, new) -> new | fail, msg, errno. The copy is not close-on-exec.
+ * See dup2(2). */
+static int fd_dup2(lua_State *L) {
+  int oldfd = lbox_check_fd(L, 1), newfd = lbox_check_fd(L, 2);
+  if (oldfd == newfd) {
+    /* dup2 would keep close-on-exec; the caller wants the fd to survive exec */
+    int flags = fcntl(oldfd, F_GETFD);
+    if (flags < 0 || fcntl(oldfd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+      return lbox_fail(L, "dup2", NULL);
+  } else if (dup2(oldfd, newfd) < 0) {
+    return lbox_fail(L, "dup2", NULL);
+  }
+  lua_pushinteger(L, newfd);
+  return 1;
+}
+
+/* poll(fds [, timeout_ms]) -> {[fd] = true, ...} for each fd readable, hung
+ * up or in error (empty on timeout) | fail, msg, errno. See poll(2). */
+static int fd_poll(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int timeout = (int)luaL_optinteger(L, 2, -1);
+  lua_Integer n = luaL_len(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= 64, 1, "between 0 and 64 descriptors expected");
+  struct pollfd fds[64];
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_geti(L, 1, i + 1);
+    int isnum;
+    lua_Integer fd = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    luaL_argcheck(L, isnum && fd >= 0 && fd <= 0x7fffffff, 1, "list of descriptors expected");
+    fds[i].fd = (int)fd;
+    fds[i].events = POLLIN;
+    fds[i].revents = 0;
+  }
+  int r;
+  do
+    r = poll(fds, (nfds_t)n, timeout);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return lbox_fail(L, "poll", NULL);
+  lua_createtable(L, 0, r);
+  for (lua_Integer i = 0; i < n; i++) {
+    if (fds[i].revents) {
+      lua_pushboolean(L, 1);
+      lua_rawseti(L, -2, fds[i].fd);
+    }
+  }
+  return 1;
+}
+
+/* flock(fd, "shared"|"exclusive"|"unlock" [, "nowait"]) -> true
+ *   | false when nowait and another holder has it | fail, msg, errno. See flock(2). */
+static int fd_flock(lua_State *L) {
+  static const char *const ops[] = {"shared", "exclusive", "unlock", NULL};
+  static const int op_values[] = {LOCK_SH, LOCK_EX, LOCK_UN};
+  static const char *const waits[] = {"wait", "nowait", NULL};
+  int fd = lbox_check_fd(L, 1);
+  int op = op_values[luaL_checkoption(L, 2, NULL, ops)];
+  if (luaL_checkoption(L, 3, "wait", waits) == 1)
+    op |= LOCK_NB;
+  int r;
+  do
+    r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EWOULDBLOCK) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r < 0)
+    return lbox_fail(L, "flock", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* isatty(fd) -> boolean. See isatty(3). */
+static int fd_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(lbox_check_fd(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg fd_funcs[] = {
+  {"close", fd_close},
+  {"dup2", fd_dup2},
+  {"flock", fd_flock},
+  {"isatty", fd_isatty},
+  {"open", fd_open},
+  {"pipe", fd_pipe},
+  {"poll", fd_poll},
+  {"read", fd_read},
+  {"write", fd_write},
+  {NULL, NULL}
+};
+
+void lbox_open_fd(lua_State *L) {
+  luaL_setfuncs(L, fd_funcs, 0);
+}

@@ -1,0 +1,290 @@
+--- Container cgroups: which files each limit becomes on cgroup v1 and v2,
+-- lbox's own parent group, and the sweep of groups left by dead containers.
+-- Every group lbox makes is `lbox/<container id>` in each hierarchy it uses;
+-- nothing outside `lbox/` is ever written.
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+local lfs = require "lfs"
+
+local M = {}
+
+M.parent = "lbox"
+M.lock_path = "/run/lbox/cgroups.lock"
+-- controllers whose groups a sweep looks at
+local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuset", "pids" }
+local CFS_PERIOD = 100000
+
+local function read_file(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function exists(path)
+  return lfs.attributes(path, "mode") ~= nil
+end
+
+local initialized = false
+
+--- Where `controller` is mounted and which cgroup version serves it.
+-- @return mount point, 1 or 2 | nil when the controller is not available
+function M.hierarchy(controller)
+  if not initialized then
+    errors.try("cannot read the host's cgroup mounts", core.cgroup_init())
+    initialized = true
+  end
+  local mount = core.cgroup_mount_point(controller)
+  if not mount then return nil end
+  if exists(mount .. "/cgroup.controllers") then
+    -- on v2 a controller is usable only if the root delegates it
+    local available = read_file(mount .. "/cgroup.controllers") or ""
+    if not (" " .. available .. " "):find("%s" .. controller .. "%s") then return nil end
+    return mount, 2
+  end
+  return mount, 1
+end
+
+local function require_hierarchy(controller, limit)
+  local mount, version = M.hierarchy(controller)
+  if not mount then
+    errors.raise(string.format(
+      "%s needs the cgroup controller %q, which this host does not provide: mount it (v1) or enable it in /sys/fs/cgroup/cgroup.subtree_control (v2)",
+      limit, controller))
+  end
+  return mount, version
+end
+
+--- docker's --cpu-shares (2..262144) as cgroup v2's cpu.weight (1..10000),
+-- the conversion crun and runc use.
+function M.shares_to_weight(shares)
+  return 1 + ((shares - 2) * 9999) // 262142
+end
+
+--- The writes a set of limits needs, in the order they must happen.
+-- @param limits { memory, memory_swap, cpus, cpu_shares, cpuset_cpus,
+--   cpuset_mems, pids } (numbers; cpuset_* as kernel list strings)
+-- @return list of { controller, file, value }
+function M.plan(limits)
+  local writes = {}
+  local function write(controller, file, value)
+    writes[#writes + 1] = { controller, file, tostring(value) }
+  end
+  if limits.memory then
+    local mount, version = require_hierarchy("memory", "--memory")
+    local swap = limits.memory_swap
+    local swap_file = version == 1 and "memory.memsw.limit_in_bytes" or "memory.swap.max"
+    -- v2 kernels account swap unless booted with swapaccount=0; a failed
+    -- write then says so
+    local swap_supported = version == 2 or exists(mount .. "/" .. swap_file)
+    if swap and not swap_supported then
+      errors.raise("--memory-swap needs swap accounting, which this kernel has off: boot with swapaccount=1")
+    end
+    -- like docker: without --memory-swap, as much swap as memory
+    if not swap and swap_supported then swap = 2 * limits.memory end
+    if version == 1 then
+      -- memory before memsw: the kernel refuses memsw below memory
+      write("memory", "memory.limit_in_bytes", limits.memory)
+      if swap then write("memory", swap_file, swap) end
+    else
+      write("memory", "memory.max", limits.memory)
+      if swap then write("memory", swap_file, swap == -1 and "max" or swap - limits.memory) end
+    end
+  end
+  if limits.cpus then
+    local _, version = require_hierarchy("cpu", "--cpus")
+    local quota = math.max(1000, math.floor(limits.cpus * CFS_PERIOD + 0.5))
+    if version == 1 then
+      write("cpu", "cpu.cfs_period_us", CFS_PERIOD)
+      write("cpu", "cpu.cfs_quota_us", quota)
+    else
+      write("cpu", "cpu.max", string.format("%d %d", quota, CFS_PERIOD))
+    end
+  end
+  if limits.cpu_shares then
+    local _, version = require_hierarchy("cpu", "--cpu-shares")
+    if version == 1 then
+      write("cpu", "cpu.shares", limits.cpu_shares)
+    else
+      write("cpu", "cpu.weight", M.shares_to_weight(limits.cpu_shares))
+    end
+  end
+  if limits.cpuset_cpus or limits.cpuset_mems then
+    local mount, version = require_hierarchy("cpuset", "--cpuset-cpus")
+    local cpus, mems = limits.cpuset_cpus, limits.cpuset_mems
+    if version == 1 then
+      -- a v1 cpuset with an empty cpus or mems refuses tasks: fill both
+      local function inherited(file)
+        return (read_file(mount .. "/" .. file) or ""):match("^%s*(.-)%s*$")
+      end
+      cpus = cpus or inherited("cpuset.cpus")
+      mems = mems or inherited("cpuset.mems")
+    end
+    if cpus then write("cpuset", "cpuset.cpus", cpus) end
+    if mems then write("cpuset", "cpuset.mems", mems) end
+  end
+  if limits.pids then
+    require_hierarchy("pids", "--pids-limit")
+    write("pids", "pids.max", limits.pids == -1 and "max" or limits.pids)
+  end
+  return writes
+end
+
+-- lbox's parent group, per hierarchy, made ready for children that use
+-- `controller`: on v1 a cpuset parent needs cpus and mems of its own; on v2
+-- the parent must pass the controller down (cgroup.subtree_control).
+local function prepare_parent(controller)
+  local mount, version = M.hierarchy(controller)
+  local dir = mount .. "/" .. M.parent
+  if version == 1 then
+    if controller ~= "cpuset" then return end
+    local current = read_file(dir .. "/cpuset.cpus")
+    if current and current:match("%S") then return end
+    local parent <close> = errors.try("cannot prepare lbox's cpuset parent", core.cgroup_new(M.parent))
+    for _, file in ipairs { "cpuset.cpus", "cpuset.mems" } do
+      errors.try("cannot prepare lbox's cpuset parent",
+        parent:set("cpuset", file, (read_file(mount .. "/" .. file) or ""):match("^%s*(.-)%s*$")))
+    end
+    errors.try("cannot create lbox's cgroup parent", parent:create())
+  else
+    local enabled = read_file(dir .. "/cgroup.subtree_control")
+    if enabled and (" " .. enabled .. " "):find("%s" .. controller .. "%s") then return end
+    if not enabled then
+      local parent <close> = errors.try("cannot create lbox's cgroup parent", core.cgroup_new(M.parent))
+      errors.try("cannot create lbox's cgroup parent", parent:add_controller(controller))
+      errors.try("cannot create lbox's cgroup parent", parent:create())
+    end
+    local f = io.open(dir .. "/cgroup.subtree_control", "w")
+    local ok, msg = f and f:write("+" .. controller), nil
+    if f then ok, msg = f:close() end
+    if not ok then
+      errors.raise(string.format("cannot enable the %s controller for lbox's cgroups in %s: %s",
+        controller, dir, msg or "cannot open cgroup.subtree_control"))
+    end
+  end
+end
+
+local function is_container_id(name)
+  return #name == 64 and not name:find("[^0-9a-f]")
+end
+
+-- Remove the groups of containers that are gone. Callers hold the lock
+-- exclusively, so no group is between its creation and its first process.
+local function sweep()
+  local seen = {}
+  for _, controller in ipairs(SWEPT_CONTROLLERS) do
+    local mount = M.hierarchy(controller)
+    local dir = mount and mount .. "/" .. M.parent
+    if dir and not seen[dir] and exists(dir) then
+      seen[dir] = true
+      for name in lfs.dir(dir) do
+        local procs = is_container_id(name) and read_file(dir .. "/" .. name .. "/cgroup.procs")
+        if procs == "" then
+          local group <close> = core.cgroup_new(M.parent .. "/" .. name)
+          if group and group:add_controller(controller) then group:delete() end
+        end
+      end
+    end
+  end
+end
+
+local function lock_groups()
+  lfs.mkdir("/run/lbox")
+  local fd = errors.try("cannot open " .. M.lock_path, core.open(M.lock_path, "create"))
+  if core.flock(fd, "exclusive", "nowait") then
+    sweep()
+    core.flock(fd, "shared")
+  else
+    core.flock(fd, "shared")
+  end
+  return fd
+end
+
+local Group = {}
+Group.__index = Group
+
+--- Create the cgroup of container `id` with `limits`.
+-- @return group | nil when the limits need no cgroup
+function M.create(id, limits)
+  local writes = M.plan(limits)
+  if #writes == 0 then return nil end
+  local self = setmetatable({ name = M.parent .. "/" .. id, controllers = {} }, Group)
+  self.lock_fd = lock_groups()
+  local ok, err = pcall(function()
+    self.handle = errors.try("cannot create cgroup " .. self.name, core.cgroup_new(self.name))
+    for _, w in ipairs(writes) do
+      if not self.controllers[w[1]] then
+        self.controllers[w[1]] = true
+        prepare_parent(w[1])
+      end
+      errors.try("cannot set " .. w[2], self.handle:set(w[1], w[2], w[3]))
+    end
+    local created, msg = self.handle:create()
+    if not created then
+      self:remove()
+      errors.raise(string.format("cannot create cgroup %s: %s", self.name, msg))
+    end
+  end)
+  if not ok then
+    self:unlock()
+    error(err, 0)
+  end
+  return self
+end
+
+function Group:unlock()
+  if self.lock_fd then
+    core.close(self.lock_fd)
+    self.lock_fd = nil
+  end
+end
+
+--- Move process `pid` into the group.
+function Group:attach(pid)
+  local ok, msg = self.handle:attach(pid)
+  self:unlock()
+  return ok, msg
+end
+
+--- Paths of the group's directory, one per hierarchy.
+function Group:paths()
+  local paths, seen = {}, {}
+  for controller in pairs(self.controllers) do
+    local path = M.hierarchy(controller) .. "/" .. self.name
+    if not seen[path] then
+      seen[path] = true
+      paths[#paths + 1] = path
+    end
+  end
+  table.sort(paths)
+  return paths
+end
+
+--- Did the kernel's OOM killer kill a process of this group?
+function Group:oom_killed()
+  if not self.controllers.memory then return false end
+  local mount, version = M.hierarchy("memory")
+  local file = version == 1 and "memory.oom_control" or "memory.events"
+  local text = read_file(mount .. "/" .. self.name .. "/" .. file) or ""
+  return (tonumber(text:match("oom_kill (%d+)")) or 0) > 0
+end
+
+--- Remove the group; it must have no processes left.
+-- @return true | nil, message
+function Group:remove()
+  self:unlock()
+  if not self.handle then return true end
+  self.handle:delete()
+  -- libcgroup reports success on a busy group: trust the directories
+  for _, path in ipairs(self:paths()) do
+    if exists(path) then
+      return nil, "cgroup " .. path .. " is still busy"
+    end
+  end
+  self.handle:close()
+  self.handle = nil
+  return true
+end
+
+return M

@@ -1,0 +1,324 @@
+--- A container: a spec (plain data) checked before any process exists, then
+-- started by two ordered lists of named steps, one on each side of the
+-- handoff. Read `start_steps` and `init_steps` top to bottom to know what
+-- happens when.
+local cgroups = require "lbox.cgroups"
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+local exec = require "lbox.exec"
+local spec_check = require "lbox.spec"
+local terminal = require "lbox.terminal"
+local wire = require "lbox.wire"
+
+local M = {}
+
+local try = errors.try
+
+M.NAMESPACE_FLAGS = {
+  ipc = core.CLONE_NEWIPC,
+  mount = core.CLONE_NEWNS,
+  net = core.CLONE_NEWNET,
+  pid = core.CLONE_NEWPID,
+  uts = core.CLONE_NEWUTS,
+}
+
+--- Signals sent to lbox that it passes on to the container's PID 1.
+M.FORWARDED_SIGNALS = {
+  core.SIGINT, core.SIGTERM, core.SIGHUP, core.SIGQUIT, core.SIGUSR1, core.SIGUSR2,
+}
+
+-- Blocked in lbox while containers run, and read from a signalfd instead:
+-- the forwarded ones, children ending, window changes, and SIGPIPE so that a
+-- container gone early cannot kill lbox in the middle of a write.
+local WATCHED_SIGNALS = { core.SIGCHLD, core.SIGWINCH, core.SIGPIPE, table.unpack(M.FORWARDED_SIGNALS) }
+-- Reset in the container: lbox's blocked mask and ignored signals are inherited through exec.
+local RESET_SIGNALS = { core.SIGPIPE, core.SIGTSTP, core.SIGTTIN, core.SIGTTOU, table.unpack(WATCHED_SIGNALS) }
+
+local MOUNT_PROC_FLAGS = core.MS_NOSUID | core.MS_NOEXEC | core.MS_NODEV
+local READ_SIZE = 65536
+
+-- The container's init, after the clone, in order. Each step gets the init
+-- context { sync_fd, error_fd, pty_slave, spec } and raises on failure; the
+-- last one replaces the process with the command.
+M.init_steps = {
+  { "die_with_lbox", function()
+    -- if lbox is killed, the container goes too, and the next run sweeps its cgroup
+    try("cannot set the parent-death signal", core.set_pdeathsig(core.SIGKILL))
+  end },
+  { "receive_spec", function(ctx)
+    -- blocks until lbox has put this process in its cgroup and sent the rest
+    local chunks = {}
+    repeat
+      local chunk = try("cannot read the container spec", core.read(ctx.sync_fd, READ_SIZE))
+      chunks[#chunks + 1] = chunk
+    until chunk == ""
+    core.close(ctx.sync_fd)
+    ctx.spec = try("bad container spec from lbox", wire.decode(table.concat(chunks)))
+  end },
+  { "private_mounts", function(ctx)
+    -- before any mount: nothing mounted here may propagate back to the host
+    if not ctx.spec.namespaces.mount then return end
+    try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
+  end },
+  { "hostname", function(ctx)
+    if ctx.spec.namespaces.uts then
+      try("cannot set the hostname", core.sethostname(ctx.spec.hostname))
+    end
+  end },
+  { "mount_proc", function(ctx)
+    if ctx.spec.namespaces.mount and ctx.spec.namespaces.pid then
+      try("cannot mount /proc", core.mount("proc", "/proc", "proc", MOUNT_PROC_FLAGS))
+    end
+  end },
+  { "stdio", function(ctx)
+    if ctx.pty_slave then
+      try("cannot start a session", core.setsid())
+      try("cannot take the terminal", core.set_controlling_tty(ctx.pty_slave))
+      for fd = 0, 2 do try("cannot attach the terminal", core.dup2(ctx.pty_slave, fd)) end
+    elseif not ctx.spec.stdin then
+      local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
+      try("cannot detach stdin", core.dup2(null, 0))
+    end
+  end },
+  { "workdir", function(ctx)
+    if ctx.spec.workdir then
+      try("cannot enter the working directory", core.chdir(ctx.spec.workdir))
+    end
+  end },
+  { "signals", function()
+    try("cannot reset signals", core.signal(RESET_SIGNALS, "default"))
+    try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
+  end },
+  { "exec", function(ctx)
+    exec.execvp(ctx.spec.command, ctx.spec.env)
+  end },
+}
+
+-- The child never returns into lbox's code: it execs, or reports why not
+-- on the error pipe and leaves with _exit.
+local function run_init(ctx)
+  local ok, err = xpcall(function()
+    for _, step in ipairs(M.init_steps) do step[2](ctx) end
+  end, function(e)
+    if errors.is_user_error(e) then return e end
+    return { message = "internal error in the container's init: " .. debug.traceback(tostring(e), 2),
+             code = errors.codes.lbox }
+  end)
+  local report = ok and { message = "init ended without exec", code = errors.codes.lbox } or err
+  core.write(ctx.error_fd, wire.encode { message = report.message, code = report.code })
+  core._exit(report.code)
+end
+
+local Container = {}
+Container.__index = Container
+
+-- Signals stay blocked while any container of this process is running.
+local running_count = 0
+-- Containers started and not yet destroyed, so that lbox's exit ends them.
+local live = {}
+
+-- What lbox does to start a container, in order. Each step gets the
+-- container; resources taken are released by `destroy`, on every path.
+M.start_steps = {
+  { "cgroup", function(c)
+    c.cgroup = cgroups.create(c.id, c.spec.limits)
+  end },
+  { "pipes", function(c)
+    c.sync_read, c.sync_write = try("cannot create a pipe", core.pipe())
+    c.error_read, c.error_write = try("cannot create a pipe", core.pipe())
+  end },
+  { "terminal", function(c)
+    if not c.spec.tty then return end
+    c.pty_master, c.pty_slave = try("cannot allocate a pseudo-terminal", core.openpty())
+    if core.isatty(0) then
+      terminal.copy_size(0, c.pty_master)
+      if c.spec.stdin then c.saved_terminal = terminal.make_raw(0) end
+    end
+  end },
+  { "block_signals", function(c)
+    if running_count == 0 then
+      try("cannot ignore SIGPIPE", core.signal({ core.SIGPIPE }, "ignore"))
+      try("cannot block signals", core.sigmask("block", WATCHED_SIGNALS))
+    end
+    running_count = running_count + 1
+    c.holds_signals = true
+  end },
+  { "clone", function(c)
+    local flags = 0
+    for name in pairs(c.spec.namespaces) do flags = flags | M.NAMESPACE_FLAGS[name] end
+    c.pid = try("cannot create the container process", core.clone(flags))
+    if c.pid == 0 then
+      core.close(c.sync_write)
+      run_init { sync_fd = c.sync_read, error_fd = c.error_write, pty_slave = c.pty_slave }
+    end
+    c:close_fds("sync_read", "error_write", "pty_slave")
+  end },
+  { "join_cgroup", function(c)
+    if c.cgroup then
+      try("cannot move the container into its cgroup", c.cgroup:attach(c.pid))
+    end
+  end },
+  { "send_spec", function(c)
+    -- the child reads while we write: any size fits
+    try("cannot send the container spec", core.write(c.sync_write, wire.encode(c.spec)))
+    c:close_fds("sync_write")
+  end },
+  { "await_exec", function(c)
+    -- the error pipe is close-on-exec: end of file without a word means exec worked
+    local chunks = {}
+    repeat
+      local chunk = core.read(c.error_read, READ_SIZE) or ""
+      chunks[#chunks + 1] = chunk
+    until chunk == ""
+    c:close_fds("error_read")
+    local report = #chunks > 1 and wire.decode(table.concat(chunks))
+    if report then
+      c:reap()
+      errors.raise(report.message, report.code)
+    end
+  end },
+}
+
+--- Make a container from a spec table; nothing happens on the host yet.
+-- Raises a user error naming the first thing wrong with the spec.
+-- @see lbox.spec for the fields
+function M.new(spec, labels)
+  local self = setmetatable({ spec = spec_check.normalize(spec, labels) }, Container)
+  self.id = self.spec.id
+  self.state = "created"
+  return self
+end
+
+--- Start the container: its command runs when this returns.
+function Container:start()
+  assert(self.state == "created", "container already started")
+  if core.geteuid() ~= 0 then
+    errors.raise("lbox needs root to create namespaces and cgroups (run it with sudo)")
+  end
+  self.state = "starting"
+  live[self] = true
+  local ok, err = pcall(function()
+    for _, step in ipairs(M.start_steps) do step[2](self) end
+  end)
+  if not ok then
+    self:destroy()
+    error(err, 0)
+  end
+  self.state = "running"
+  return self
+end
+
+function Container:close_fds(...)
+  for _, field in ipairs { ... } do
+    if self[field] then
+      core.close(self[field])
+      self[field] = nil
+    end
+  end
+end
+
+-- Collect the exit status of PID 1, once.
+function Container:reap(nohang)
+  if self.status or not self.pid or self.pid == 0 then return self.status end
+  local pid, how, code = core.waitpid(self.pid, nohang and "nohang" or "block")
+  if pid == self.pid and how ~= "stopped" then
+    self.status = { how = how, code = code,
+                    exit_code = how == "exited" and code or errors.codes.signal_base + code }
+    if self.cgroup then self.status.oom = self.cgroup:oom_killed() end
+    self.state = "exited"
+  end
+  return self.status
+end
+
+--- Send signal `sig` (a number) to the container's PID 1.
+function Container:kill(sig)
+  if self.state ~= "running" then return nil, "container is not running" end
+  return core.kill(self.pid, sig or core.SIGTERM)
+end
+
+local function relay(from, to)
+  local data = core.read(from, READ_SIZE)
+  if not data or data == "" then return false end
+  return core.write(to, data) ~= nil
+end
+
+--- Wait for the container to end while passing on signals and, with a
+-- terminal, copying between it and the user's. Tears the container down.
+-- @return status { exit_code, how = "exited"|"killed", code, oom }
+function Container:wait()
+  if self.state ~= "running" then return self.status end
+  local sigfd = try("cannot watch signals", core.signalfd(WATCHED_SIGNALS))
+  local watched = { sigfd }
+  if self.pty_master then
+    watched[#watched + 1] = self.pty_master
+    if self.spec.stdin then watched[#watched + 1] = 0 end
+  end
+  while not self:reap(true) do
+    local ready = core.poll(watched, -1) or {}
+    if ready[sigfd] then
+      for sig in function() return core.read_signal(sigfd) end do
+        if sig == core.SIGWINCH then
+          if self.pty_master and core.isatty(0) then terminal.copy_size(0, self.pty_master) end
+        elseif sig ~= core.SIGCHLD and sig ~= core.SIGPIPE then
+          core.kill(self.pid, sig)
+        end
+      end
+    end
+    for i = #watched, 2, -1 do
+      local fd = watched[i]
+      if ready[fd] and not relay(fd, fd == 0 and self.pty_master or 1) then
+        table.remove(watched, i)
+      end
+    end
+  end
+  -- what the container wrote just before it ended
+  while self.pty_master and (core.poll({ self.pty_master }, 0) or {})[self.pty_master]
+    and relay(self.pty_master, 1) do end
+  core.close(sigfd)
+  self:destroy()
+  return self.status
+end
+
+--- Release everything the container holds: kills PID 1 if it still runs,
+-- restores the terminal, removes the cgroup. Safe to call more than once.
+-- @return true | nil, message (the cgroup could not be removed)
+function Container:destroy()
+  if self.pid and self.pid > 0 and not self.status then
+    core.kill(self.pid, core.SIGKILL)
+    self:reap()
+  end
+  self:close_fds("sync_read", "sync_write", "error_read", "error_write", "pty_master", "pty_slave")
+  if self.saved_terminal then
+    terminal.restore(0, self.saved_terminal)
+    self.saved_terminal = nil
+  end
+  if self.holds_signals then
+    self.holds_signals = false
+    running_count = running_count - 1
+    if running_count == 0 then
+      core.sigmask("unblock", WATCHED_SIGNALS)
+      core.signal({ core.SIGPIPE }, "default")
+    end
+  end
+  self.state = self.status and "exited" or "destroyed"
+  live[self] = nil
+  if self.cgroup then
+    local ok, msg = self.cgroup:remove()
+    if not ok then return nil, msg end
+    self.cgroup = nil
+  end
+  return true
+end
+
+Container.__close = Container.destroy
+
+--- Destroy every container this process started and has not destroyed.
+function M.destroy_all()
+  for c in pairs(live) do c:destroy() end
+end
+
+function Container:__tostring()
+  return string.format("container %s (%s)", self.id:sub(1, 12), self.state)
+end
+
+return M

@@ -1,0 +1,27 @@
+--- lbox: containers as Lua values.
+--
+--     local lbox = require "lbox"
+--     local box = lbox.container { command = { "hostname" }, hostname = "demo" }
+--     local status = box:start():wait()   -- status.exit_code == 0
+--
+-- See lbox.spec for the fields of a container spec.
+local container = require "lbox.container"
+
+local lbox = {}
+
+lbox.version = "0.1.0"
+
+--- Make a container from a spec; raises a user error if the spec is wrong.
+lbox.container = container.new
+
+--- Run a spec to its end: start, wait, tear down.
+-- @return status { exit_code, how, code, oom }
+function lbox.run(spec)
+  return container.new(spec):start():wait()
+end
+
+--- The ordered setup steps, for recipes that change them.
+lbox.start_steps = container.start_steps
+lbox.init_steps = container.init_steps
+
+return lbox

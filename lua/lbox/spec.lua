@@ -1,0 +1,145 @@
+--- The container spec: what a container is, as plain data, and its checks.
+--
+--     {
+--       command = { "sh", "-c", "echo hi" },   -- required, argv
+--       env = { NAME = "value" },               -- added to PATH, HOME, HOSTNAME, TERM
+--       hostname = "box",                      -- default: the id's first 12 digits
+--       namespaces = { "uts", "pid", "mount", "ipc", "net" }, -- the default
+--       tty = false, stdin = false,             -- -t and -i
+--       workdir = "/",                          -- absolute path
+--       limits = { memory = bytes, memory_swap = bytes or -1, cpus = 1.5,
+--                  cpu_shares = 2..262144, cpuset_cpus = "0-1",
+--                  cpuset_mems = "0", pids = n or -1 },
+--       id = "64 hex digits",                   -- default: random
+--     }
+local errors = require "lbox.errors"
+local exec = require "lbox.exec"
+local units = require "lbox.units"
+
+local M = {}
+
+M.DEFAULT_NAMESPACES = { "uts", "pid", "mount", "ipc", "net" }
+local KNOWN_NAMESPACES = { uts = true, pid = true, mount = true, ipc = true, net = true }
+M.MIN_MEMORY = 6 * 1024 * 1024 -- docker's minimum: below it the runtime itself cannot start
+M.CPU_ONLINE = "/sys/devices/system/cpu/online"
+M.NODE_ONLINE = "/sys/devices/system/node/online"
+
+local function new_id()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(32)
+  f:close()
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+--- Check `spec` and return a normalized copy with defaults filled in.
+-- Raises a user error naming the first problem.
+-- @param labels optional map from field path ("limits.cpus") to the name the
+--   user knows it by ("--cpus")
+function M.normalize(spec, labels)
+  labels = labels or {}
+  local function bad(field, fmt, ...)
+    errors.raise(string.format("%s: " .. fmt, labels[field] or field, ...))
+  end
+  if type(spec) ~= "table" then errors.raise("container spec must be a table") end
+  local out = { limits = {}, env = {}, namespaces = {} }
+
+  local command = spec.command
+  if type(command) ~= "table" or #command == 0 then bad("command", "a command to run is required") end
+  out.command = {}
+  for i, word in ipairs(command) do
+    if type(word) ~= "string" then bad("command", "item %d is not a string", i) end
+    out.command[i] = word
+  end
+
+  out.id = spec.id or new_id()
+  if type(out.id) ~= "string" or #out.id ~= 64 or out.id:find("[^0-9a-f]") then
+    bad("id", "must be 64 lowercase hex digits")
+  end
+  out.hostname = spec.hostname or out.id:sub(1, 12)
+  if type(out.hostname) ~= "string" or not out.hostname:match("^[%w][%w.-]*$") or #out.hostname > 64 then
+    bad("hostname", "%q is not a valid hostname (letters, digits, '.' and '-', at most 64)", tostring(out.hostname))
+  end
+  out.tty = spec.tty and true or false
+  out.stdin = spec.stdin and true or false
+  if spec.workdir ~= nil and (type(spec.workdir) ~= "string" or spec.workdir:sub(1, 1) ~= "/") then
+    bad("workdir", "must be an absolute path")
+  end
+  out.workdir = spec.workdir
+
+  for _, name in ipairs(spec.namespaces or M.DEFAULT_NAMESPACES) do
+    if not KNOWN_NAMESPACES[name] then bad("namespaces", "unknown namespace %q", tostring(name)) end
+    out.namespaces[name] = true
+  end
+
+  out.env = { PATH = exec.DEFAULT_PATH, HOME = "/root", HOSTNAME = out.hostname, TERM = out.tty and "xterm" or nil }
+  for name, value in pairs(spec.env or {}) do
+    if type(name) ~= "string" or name == "" or name:find("[=%z]") or type(value) ~= "string" then
+      bad("env", "%q is not a NAME = \"value\" pair", tostring(name))
+    end
+    out.env[name] = value
+  end
+
+  M.check_limits(spec.limits or {}, out.limits, bad)
+  return out
+end
+
+local function cpu_list_within(text, online_file, what, field, bad)
+  local list, msg = units.cpu_list(text)
+  if not list then bad(field, "%s", msg) end
+  local online = units.read_list_file(online_file) or { 0 }
+  local present = {}
+  for _, n in ipairs(online) do present[n] = true end
+  for _, n in ipairs(list) do
+    if not present[n] then
+      bad(field, "%s %d is not online on this machine (online: %s)", what, n, table.concat(online, ","))
+    end
+  end
+  return text
+end
+
+--- Check the limits table `limits` into `out`.
+function M.check_limits(limits, out, bad)
+  local function integer(field, value, min, max)
+    if math.type(value) ~= "integer" or value < min or value > max then
+      bad("limits." .. field, "%s must be a whole number from %d to %d", tostring(value), min, max)
+    end
+    return value
+  end
+  for field in pairs(limits) do
+    if not ({ memory = 1, memory_swap = 1, cpus = 1, cpu_shares = 1, cpuset_cpus = 1, cpuset_mems = 1, pids = 1 })[field] then
+      bad("limits", "unknown limit %q", tostring(field))
+    end
+  end
+  if limits.memory then
+    out.memory = integer("memory", limits.memory, M.MIN_MEMORY, math.maxinteger)
+  end
+  if limits.memory_swap then
+    if not out.memory then bad("limits.memory_swap", "needs a memory limit as well") end
+    if limits.memory_swap ~= -1 then
+      out.memory_swap = integer("memory_swap", limits.memory_swap, out.memory, math.maxinteger)
+    else
+      out.memory_swap = -1
+    end
+  end
+  if limits.cpus then
+    local ncpu = #(units.read_list_file(M.CPU_ONLINE) or { 0 })
+    if type(limits.cpus) ~= "number" or limits.cpus <= 0 then
+      bad("limits.cpus", "%s must be a positive number", tostring(limits.cpus))
+    elseif limits.cpus > ncpu then
+      bad("limits.cpus", "%s is more than the %d CPUs this machine has", tostring(limits.cpus), ncpu)
+    end
+    out.cpus = limits.cpus
+  end
+  if limits.cpu_shares then out.cpu_shares = integer("cpu_shares", limits.cpu_shares, 2, 262144) end
+  if limits.cpuset_cpus then
+    out.cpuset_cpus = cpu_list_within(limits.cpuset_cpus, M.CPU_ONLINE, "CPU", "limits.cpuset_cpus", bad)
+  end
+  if limits.cpuset_mems then
+    out.cpuset_mems = cpu_list_within(limits.cpuset_mems, M.NODE_ONLINE, "memory node", "limits.cpuset_mems", bad)
+  end
+  if limits.pids then
+    out.pids = limits.pids == -1 and -1 or integer("pids", limits.pids, 1, 4194304)
+  end
+end
+
+return M

@@ -1,0 +1,97 @@
+-- lbox run [OPTIONS] COMMAND [ARG...]: run COMMAND in a new container, in
+-- new UTS, PID, mount, IPC and network namespaces, with optional limits.
+local errors = require "lbox.errors"
+local lbox = require "lbox"
+local options = require "lbox.options"
+local units = require "lbox.units"
+
+local RUN_OPTIONS = {
+  { "interactive", short = "i", help = "keep stdin attached" },
+  { "tty", short = "t", help = "allocate a pseudo-terminal" },
+  { "hostname", short = "h", value = "NAME", help = "container hostname (default: its short id)" },
+  { "env", short = "e", value = "NAME=VALUE", list = true, help = "set an environment variable (NAME alone: the host's value)" },
+  { "workdir", short = "w", value = "DIR", help = "working directory of the command" },
+  { "memory", short = "m", value = "SIZE", aliases = { "mem" }, help = "memory limit: 100m, 1g (mydocker: -mem)" },
+  { "memory-swap", value = "SIZE", help = "memory plus swap limit; -1 for unlimited swap" },
+  { "cpus", value = "N", help = "CPU quota in CPUs: 1.5" },
+  { "cpu", value = "PERCENT", help = "CPU quota in percent of one CPU (mydocker's -cpu)" },
+  { "cpu-shares", short = "c", value = "N", help = "relative CPU weight, 2 to 262144" },
+  { "cpuset-cpus", value = "LIST", aliases = { "cpuset" }, help = "CPUs allowed: 0-1,3" },
+  { "cpuset-mems", value = "LIST", help = "memory nodes allowed: 0" },
+  { "pids-limit", value = "N", help = "maximum number of processes; -1 for unlimited" },
+  { "help", help = "show this help" },
+}
+
+local LABELS = {
+  hostname = "--hostname", workdir = "--workdir", env = "--env",
+  ["limits.memory"] = "--memory", ["limits.memory_swap"] = "--memory-swap",
+  ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
+  ["limits.cpuset_cpus"] = "--cpuset-cpus", ["limits.cpuset_mems"] = "--cpuset-mems",
+  ["limits.pids"] = "--pids-limit",
+}
+
+local function parsed(flag, value, msg)
+  if value == nil then errors.raise(flag .. ": " .. msg) end
+  return value
+end
+
+local function limits_from(opts)
+  local limits = {}
+  if opts.memory then limits.memory = parsed("--memory", units.size(opts.memory)) end
+  local swap = opts["memory-swap"]
+  if swap then limits.memory_swap = swap == "-1" and -1 or parsed("--memory-swap", units.size(swap)) end
+  if opts.cpus and opts.cpu then errors.raise("--cpus and --cpu set the same limit: give one") end
+  if opts.cpus then limits.cpus = parsed("--cpus", units.decimal(opts.cpus)) end
+  if opts.cpu then limits.cpus = parsed("--cpu", units.integer(opts.cpu, 1, 100000)) / 100 end
+  if opts["cpu-shares"] then
+    limits.cpu_shares = parsed("--cpu-shares", units.integer(opts["cpu-shares"], 2, 262144))
+  end
+  limits.cpuset_cpus = opts["cpuset-cpus"]
+  limits.cpuset_mems = opts["cpuset-mems"]
+  if opts["pids-limit"] then
+    -- like docker: zero or less means no limit
+    local n = parsed("--pids-limit", units.integer(opts["pids-limit"], -1, 4194304))
+    limits.pids = n <= 0 and -1 or n
+  end
+  return limits
+end
+
+local function env_from(list)
+  local env = {}
+  for _, item in ipairs(list or {}) do
+    local name, value = item:match("^([^=]*)=(.*)$")
+    name = name or item
+    value = value or os.getenv(name)
+    if name == "" then errors.raise(string.format("--env %q: the variable needs a name", item)) end
+    env[name] = value
+  end
+  return env
+end
+
+local args = { ... }
+local opts, first = options.parse(RUN_OPTIONS, args)
+if opts.help then
+  print("usage: lbox run [OPTIONS] COMMAND [ARG...]\n\n" .. options.usage(RUN_OPTIONS))
+  return 0
+end
+
+if first > #args then
+  errors.raise('"lbox run" requires a command to run (see lbox run --help)')
+end
+
+local spec = {
+  command = table.move(args, first, #args, 1, {}),
+  hostname = opts.hostname,
+  env = env_from(opts.env),
+  workdir = opts.workdir,
+  stdin = opts.interactive,
+  tty = opts.tty,
+  limits = limits_from(opts),
+}
+local box = lbox.container(spec, LABELS)
+local status = box:start():wait()
+if status.oom then
+  io.stderr:write(string.format("lbox: container %s was killed: out of memory (limit %s)\n",
+    box.id:sub(1, 12), opts.memory))
+end
+return status.exit_code
