@@ -13,8 +13,16 @@ CORE_OBJ = $(CORE_SRC:core/%.c=build/%.o)
 
 BUSTED = $(LUA) /usr/bin/busted
 
+LUA_SRC = $(wildcard lua/lbox/*.lua)
+LUA_BYTECODE = $(LUA_SRC:%=build/%)
+
 .PHONY: all deps install uninstall test test-v2 lint bench clean
-all: lbox build/lbox/core.so
+all: lbox build/lbox/core.so $(LUA_BYTECODE)
+
+# Bytecode copies, loaded instead of the sources when newer (see core/main.c).
+build/lua/%.lua: lua/%.lua
+	@mkdir -p $(@D)
+	luac5.4 -o $@ $<
 
 build/%.o: core/%.c core/core.h | build
 	$(CC) $(CFLAGS) -c -o $@ $<
@@ -34,9 +42,11 @@ deps:
 	vendor/install-packages vendor/packages.txt
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox $(DESTDIR)$(PREFIX)/share/lbox/scripts
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox \
+	  $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox $(DESTDIR)$(PREFIX)/share/lbox/scripts
 	install -m 755 lbox $(DESTDIR)$(PREFIX)/bin/lbox
 	install -m 644 lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox/
+	install -m 644 build/lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox/
 	install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/
 
 uninstall:

@@ -33,10 +33,11 @@ void lbox_set_constants(lua_State *L, const struct lbox_constant *list) {
 
 /* The errno values lbox's Lua code branches on. */
 static const struct lbox_constant errno_constants[] = {
-  {"EACCES", EACCES}, {"EAGAIN", EAGAIN}, {"EBUSY", EBUSY},
-  {"EEXIST", EEXIST}, {"EINTR", EINTR}, {"EINVAL", EINVAL},
-  {"EIO", EIO}, {"ENOENT", ENOENT}, {"ENOEXEC", ENOEXEC},
-  {"ENOSPC", ENOSPC}, {"ENOTDIR", ENOTDIR}, {"EPERM", EPERM},
+  {"EACCES", EACCES}, {"EAGAIN", EAGAIN}, {"EBADF", EBADF},
+  {"EBUSY", EBUSY}, {"ECHILD", ECHILD}, {"EEXIST", EEXIST},
+  {"EINTR", EINTR}, {"EINVAL", EINVAL}, {"EIO", EIO},
+  {"ENOENT", ENOENT}, {"ENOEXEC", ENOEXEC}, {"ENOSPC", ENOSPC},
+  {"ENOTDIR", ENOTDIR}, {"ENOTTY", ENOTTY}, {"EPERM", EPERM},
   {"ESRCH", ESRCH},
   {NULL, 0}
 };

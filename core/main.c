@@ -13,14 +13,25 @@
 #include "core.h"
 
 /* The Lua tree sits next to the binary (source tree) or under the install
- * prefix (bin/lbox -> share/lbox). */
+ * prefix (bin/lbox -> share/lbox). `make` leaves a bytecode copy of each
+ * module under build/: compiling the sources costs about 1 ms a run, a
+ * quarter of a container's start. A copy is used only when it is newer than
+ * its source, so an edited module never runs stale. */
 static const char bootstrap[] =
   "local exe_dir, argv = ...\n"
+  "local lfs = require 'lfs'\n"
   "for _, root in ipairs{exe_dir, exe_dir .. '/../share/lbox'} do\n"
-  "  local f = io.open(root .. '/lua/lbox/cli.lua')\n"
-  "  if f then\n"
-  "    f:close()\n"
-  "    package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path\n"
+  "  if lfs.attributes(root .. '/lua/lbox/cli.lua', 'mode') then\n"
+  "    local template = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua'\n"
+  "    table.insert(package.searchers, 2, function(name)\n"
+  "      local source = package.searchpath(name, template)\n"
+  "      if not source then return nil end\n"
+  "      local compiled = root .. '/build/' .. source:sub(#root + 2)\n"
+  "      local newer = (lfs.attributes(compiled, 'modification') or 0)\n"
+  "                    > lfs.attributes(source, 'modification')\n"
+  "      local path = newer and compiled or source\n"
+  "      return assert(loadfile(path)), path\n"
+  "    end)\n"
   "    return require('lbox.cli').main(root, argv)\n"
   "  end\n"
   "end\n"

@@ -52,7 +52,7 @@ static int signal_signalfd(lua_State *L) {
 
 /* read_signal(fd) -> signal number | nil when none is pending | fail, msg, errno */
 static int signal_read_signal(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+  int fd = lbox_check_fd(L, 1);
   struct signalfd_siginfo info;
   ssize_t n;
   do

@@ -46,6 +46,7 @@ static int tty_openpty(lua_State *L) {
 /* tcgetattr(fd) -> state | fail, msg, errno. See tcgetattr(3). */
 static int tty_tcgetattr(lua_State *L) {
   struct termios t;
+  memset(&t, 0, sizeof t); /* padding too: equal states give equal strings */
   if (tcgetattr(lbox_check_fd(L, 1), &t) < 0)
     return lbox_fail(L, "tcgetattr", NULL);
   lua_pushlstring(L, (const char *)&t, sizeof t);

@@ -1,0 +1,207 @@
+--- Spec helpers: run lbox as a subprocess (argv passed as is, any size),
+-- drive it through a real pseudo-terminal, and check that nothing leaked.
+local core = require "lbox.core"
+local lfs = require "lfs"
+
+local M = {}
+
+M.root = lfs.currentdir()
+M.lbox = M.root .. "/lbox"
+M.fixtures = M.root .. "/spec/fixtures"
+M.ENV = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C" }
+
+local function now()
+  local f = io.open("/proc/uptime")
+  local t = tonumber(f:read("n"))
+  f:close()
+  return t
+end
+
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- Start argv[1] with arguments argv (no shell). opts.stdin: string to feed.
+-- @return process { pid, out_fd, err_fd }
+function M.start(argv, opts)
+  opts = opts or {}
+  local in_r, in_w = assert(core.pipe())
+  local out_r, out_w = assert(core.pipe())
+  local err_r, err_w = assert(core.pipe())
+  local pid = assert(core.clone(0))
+  if pid == 0 then
+    core.dup2(in_r, 0)
+    core.dup2(out_w, 1)
+    core.dup2(err_w, 2)
+    core.execve(argv[1], argv, opts.env or M.ENV)
+    core._exit(127)
+  end
+  core.close(in_r); core.close(out_w); core.close(err_w)
+  if opts.stdin then core.write(in_w, opts.stdin) end
+  core.close(in_w)
+  return { pid = pid, out_fd = out_r, err_fd = err_r }
+end
+
+--- Collect a started process's output and status; kills it after
+-- `timeout` seconds (default 60) and fails the test.
+-- @return { code, out, err } where code is the exit code or 128 + signal
+function M.finish(proc, timeout)
+  local deadline = now() + (timeout or 60)
+  local out, err, open = {}, {}, { proc.out_fd, proc.err_fd }
+  while #open > 0 do
+    local ready = core.poll(open, 200)
+    for i = #open, 1, -1 do
+      local fd = open[i]
+      if ready[fd] then
+        local data = core.read(fd, 65536)
+        if not data or data == "" then
+          core.close(fd)
+          table.remove(open, i)
+        else
+          table.insert(fd == proc.out_fd and out or err, data)
+        end
+      end
+    end
+    if now() > deadline then
+      core.kill(proc.pid, core.SIGKILL)
+      core.waitpid(proc.pid)
+      for _, fd in ipairs(open) do core.close(fd) end
+      error("process " .. proc.pid .. " timed out; stderr: " .. table.concat(err), 2)
+    end
+  end
+  local _, how, code = core.waitpid(proc.pid)
+  return { code = how == "exited" and code or 128 + code, out = table.concat(out), err = table.concat(err) }
+end
+
+--- Run argv to its end. @see start, finish
+function M.exec(argv, opts)
+  return M.finish(M.start(argv, opts), opts and opts.timeout)
+end
+
+--- Run lbox with the given arguments.
+function M.lbox_run(args, opts)
+  return M.exec({ M.lbox, table.unpack(args) }, opts)
+end
+
+--- Run a shell command line (for setups that need a shell).
+function M.sh(script, opts)
+  return M.exec({ "/bin/sh", "-c", script }, opts)
+end
+
+--- Start argv on a new pseudo-terminal as its controlling terminal.
+-- @return terminal { pid, master, output = "" }
+function M.start_pty(argv, rows, cols)
+  local master, slave = assert(core.openpty())
+  core.set_winsize(master, rows or 24, cols or 80)
+  local pid = assert(core.clone(0))
+  if pid == 0 then
+    core.setsid()
+    core.set_controlling_tty(slave)
+    for fd = 0, 2 do core.dup2(slave, fd) end
+    core.execve(argv[1], argv, { table.unpack(M.ENV), "TERM=xterm" })
+    core._exit(127)
+  end
+  core.close(slave)
+  return { pid = pid, master = master, output = "" }
+end
+
+--- Read the terminal until its output matches `pattern` (a Lua pattern).
+-- @return true | false after `timeout` seconds or at end of output
+function M.expect(term, pattern, timeout)
+  local deadline = now() + (timeout or 10)
+  while not term.output:find(pattern) do
+    if now() > deadline then return false end
+    local ready = core.poll({ term.master }, 100)
+    if ready[term.master] then
+      local data = core.read(term.master, 4096)
+      if not data or data == "" then return term.output:find(pattern) ~= nil end
+      term.output = term.output .. data
+    end
+  end
+  return true
+end
+
+--- Wait for a pty process and close the terminal.
+function M.finish_pty(term, timeout)
+  M.expect(term, "\0never\0", timeout or 10) -- drain until end of output
+  local pid, how, code = core.waitpid(term.pid, "nohang")
+  if pid == 0 then
+    core.kill(term.pid, core.SIGKILL)
+    _, how, code = core.waitpid(term.pid)
+    how = "timeout"
+  end
+  core.close(term.master)
+  return how == "exited" and code or 128 + code, how
+end
+
+-- lbox's per-container cgroups, in every hierarchy.
+function M.container_cgroups()
+  local found = {}
+  for _, base in ipairs { "/sys/fs/cgroup", "/sys/fs/cgroup/*" } do
+    local p = io.popen("ls -d " .. base .. "/lbox/* 2>/dev/null")
+    for dir in p:lines() do
+      if dir:match("/lbox/%x+$") and #dir:match("/lbox/(%x+)$") == 64 then found[#found + 1] = dir end
+    end
+    p:close()
+  end
+  table.sort(found)
+  return found
+end
+
+-- Processes in another pid namespace than ours: containers.
+local function foreign_processes()
+  local mine = lfs.symlinkattributes("/proc/self/ns/pid", "target")
+  local found = {}
+  for name in lfs.dir("/proc") do
+    if name:match("^%d+$") then
+      local ns = lfs.symlinkattributes("/proc/" .. name .. "/ns/pid", "target")
+      if ns and ns ~= mine then found[#found + 1] = tonumber(name) end
+    end
+  end
+  table.sort(found)
+  return found
+end
+
+local function children()
+  local list = {}
+  for task in lfs.dir("/proc/self/task") do
+    local text = task:match("^%d+$") and M.read_file("/proc/self/task/" .. task .. "/children") or ""
+    for pid in text:gmatch("%d+") do list[#list + 1] = tonumber(pid) end
+  end
+  return list
+end
+
+--- What could leak: mounts, container cgroups, container processes.
+function M.snapshot()
+  return {
+    mounts = M.read_file("/proc/self/mountinfo"),
+    cgroups = M.container_cgroups(),
+    foreign = foreign_processes(),
+  }
+end
+
+--- Assert that nothing leaked since `before` (a snapshot). Containers end
+-- asynchronously when their lbox is killed: give them a moment.
+function M.assert_no_leaks(before)
+  local after
+  for _ = 1, 40 do
+    after = M.snapshot()
+    if #after.foreign <= #before.foreign and #after.cgroups == 0 and #children() == 0 then break end
+    M.sleep(0.05)
+  end
+  assert.are.same({}, after.cgroups, "container cgroups left behind")
+  assert.are.same(before.foreign, after.foreign, "container processes left behind")
+  assert.are.same({}, children(), "child processes left behind")
+  assert.are.equal(before.mounts, after.mounts, "the host mount table changed")
+  assert.truthy(lfs.attributes("/proc/self/exe"), "the host /proc is broken")
+end
+
+function M.sleep(seconds)
+  core.poll({}, math.floor(seconds * 1000))
+end
+
+return M

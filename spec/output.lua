@@ -1,0 +1,14 @@
+-- busted output: one line per test (gtest style), then the summary line CI
+-- reads: "N passed, N failed" (errors count as failed; a pending test too,
+-- since a spec that skips itself must not pass quietly).
+return function(options)
+  local busted = require "busted"
+  local handler = require("busted.outputHandlers.gtest")(options)
+  busted.subscribe({ "suite", "end" }, function()
+    local failed = handler.failuresCount + handler.errorsCount + handler.pendingsCount
+    io.write(string.format("%d passed, %d failed\n", handler.successesCount, failed))
+    io.flush()
+    return nil, true
+  end, { priority = 2 })
+  return handler
+end
