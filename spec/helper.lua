@@ -1,5 +1,6 @@
 --- Spec helpers: run lbox as a subprocess (argv passed as is, any size),
 -- drive it through a real pseudo-terminal, and check that nothing leaked.
+local assert = require "luassert"
 local core = require "lbox.core"
 local lfs = require "lfs"
 
@@ -125,17 +126,21 @@ function M.expect(term, pattern, timeout)
   return true
 end
 
---- Wait for a pty process and close the terminal.
+--- Wait for a pty process (killing it after `timeout` seconds) and close
+-- the terminal. @return exit code (128 + signal when killed)
 function M.finish_pty(term, timeout)
-  M.expect(term, "\0never\0", timeout or 10) -- drain until end of output
-  local pid, how, code = core.waitpid(term.pid, "nohang")
+  local deadline = now() + (timeout or 10)
+  local pid, how, code
+  repeat
+    M.expect(term, "\0never\0", 0.05) -- keep reading what it prints
+    pid, how, code = core.waitpid(term.pid, "nohang")
+  until pid ~= 0 or now() > deadline
   if pid == 0 then
     core.kill(term.pid, core.SIGKILL)
     _, how, code = core.waitpid(term.pid)
-    how = "timeout"
   end
   core.close(term.master)
-  return how == "exited" and code or 128 + code, how
+  return how == "exited" and code or 128 + code
 end
 
 -- lbox's per-container cgroups, in every hierarchy.

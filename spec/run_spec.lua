@@ -1,0 +1,243 @@
+-- lbox run: namespaces, PID 1, the handoff, stdio, terminals, signals and
+-- exit codes, each against a real container, each followed by a leak check.
+local core = require "lbox.core"
+local helper = require "helper"
+local lfs = require "lfs"
+
+local PROBE = helper.fixtures .. "/probe.sh"
+
+local function facts(text)
+  local t = {}
+  for key, value in text:gmatch("([%w._]+)=([^\n]*)") do t[key] = value end
+  return t
+end
+
+describe("lbox run", function()
+  local before
+  before_each(function() before = helper.snapshot() end)
+  after_each(function() helper.assert_no_leaks(before) end)
+
+  it("runs the command as PID 1, seeing only its own processes", function()
+    local r = helper.lbox_run { "run", PROBE }
+    assert.are.equal(0, r.code, r.err)
+    local seen = facts(r.out)
+    assert.are.equal("1", seen.pid)
+    -- the probe's shell and its pipeline (subshell, ls, wc): nothing of the host
+    assert.is_true(tonumber(seen.processes) <= 4, r.out)
+    local ps = helper.lbox_run { "run", "ps", "-e", "-o", "pid=,comm=" }
+    assert.are.equal(0, ps.code, ps.err)
+    assert.are.same({ "1 ps" }, { (ps.out:gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " ")) })
+  end)
+
+  it("gives the container its own hostname and leaves the host's alone", function()
+    local host = helper.read_file("/proc/sys/kernel/hostname")
+    local r = helper.lbox_run { "run", "--hostname", "inner-box", "hostname" }
+    assert.are.same({ 0, "inner-box\n" }, { r.code, r.out })
+    assert.are.equal(host, helper.read_file("/proc/sys/kernel/hostname"))
+    local default = helper.lbox_run { "run", "hostname" }
+    assert.matches("^%x+\n$", default.out)
+    assert.are.equal(13, #default.out)
+  end)
+
+  it("isolates mounts, IPC and the network", function()
+    local host_ipc = helper.sh("ipcmk -Q >/dev/null && ipcs -q | grep -c '^0x'")
+    local r = helper.lbox_run { "run", "sh", "-c",
+      "ipcs -q | grep -c '^0x'; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; " ..
+      "readlink /proc/1/ns/mnt /proc/1/ns/ipc /proc/1/ns/net /proc/1/ns/uts /proc/1/ns/pid" }
+    helper.sh("for id in $(ipcs -q | awk '/^0x/ {print $2}'); do ipcrm -q $id; done")
+    assert.are.equal(0, r.code, r.err)
+    assert.is_true(tonumber(host_ipc.out) >= 1)
+    local lines = {}
+    for line in r.out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal("0", lines[1], "the host's message queue is visible")
+    assert.are.equal("lo", lines[2], "a network device of the host is visible")
+    assert.are.equal(7, #lines, r.out)
+    for i, ns in ipairs { "mnt", "ipc", "net", "uts", "pid" } do
+      local host_ns = lfs.symlinkattributes("/proc/self/ns/" .. ns, "target")
+      assert.are_not.equal(host_ns, lines[i + 2], ns .. " namespace is the host's")
+    end
+  end)
+
+  it("mounts a fresh /proc with nosuid, nodev and noexec", function()
+    local r = helper.lbox_run { "run", PROBE }
+    local options = facts(r.out).proc_mount
+    for _, flag in ipairs { "nosuid", "nodev", "noexec" } do
+      assert.matches(flag, options)
+    end
+  end)
+
+  it("keeps the host's /proc and mounts intact when / is shared", function()
+    -- A private mount namespace of the test's own, made shared like a
+    -- systemd host: without lbox's private step, /proc would leak into it.
+    local script = [[
+      mount --make-rshared / || exit 90
+      grep -q 'shared:' /proc/self/mountinfo || exit 91
+      before=$(cat /proc/self/mountinfo)
+      "$0" run.lua true || exit 92
+      "$0" run.lua sh -c 'exit 3'; [ $? = 3 ] || exit 93
+      "$0" run.lua /nonexistent; [ $? = 127 ] || exit 94
+      "$0" run.lua sh -c 'kill -9 $$'
+      after=$(cat /proc/self/mountinfo)
+      [ "$before" = "$after" ] || { echo "$before"; echo ---; echo "$after"; exit 95; }
+      ls /proc/self/exe >/dev/null || exit 96
+      # the check is sharp: a mount in a child namespace does reach us
+      unshare -m --propagation unchanged mount -t tmpfs lbox-probe /mnt
+      grep -q lbox-probe /proc/self/mountinfo || exit 97
+      umount /mnt
+    ]]
+    local r = helper.exec { "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, helper.lbox }
+    assert.are.equal(0, r.code, r.out .. r.err)
+  end)
+
+  it("passes 1 MiB of arguments and any bytes intact", function()
+    local args = {}
+    for i = 1, 16 do args[i] = string.rep(string.char(65 + i), 64 * 1024) end
+    for _, odd in ipairs { "", " ", "a b", "'", '"', "$HOME", "\n", "line1\nline2", "\255\254\1", "\t*?", "-it" } do
+      args[#args + 1] = odd
+    end
+    local argv = { "run", "/bin/sh", "-c", 'printf "%s\\0" "$@"', "sh", table.unpack(args) }
+    local r = helper.lbox_run(argv)
+    assert.are.equal(0, r.code, r.err)
+    local got = {}
+    for item in r.out:gmatch("([^%z]*)%z") do got[#got + 1] = item end
+    assert.are.equal(#args, #got)
+    for i = 1, #args do
+      assert.is_true(args[i] == got[i], "argument " .. i .. " changed")
+    end
+  end)
+
+  it("looks the command up in PATH like a shell and gives docker's exit codes", function()
+    local hi = helper.lbox_run { "run", "echo", "hi" }
+    assert.are.same({ 0, "hi\n" }, { hi.code, hi.out })
+    local cases = {
+      { { "no-such-command" }, 127, 'exec "no%-such%-command": executable file not found in %$PATH' },
+      { { "/no/such/file" }, 127, 'exec "/no/such/file": no such file or directory' },
+      { { "/etc/passwd" }, 126, 'exec "/etc/passwd": permission denied' },
+      { { "/etc" }, 126, 'exec "/etc": permission denied' },
+      { { "sh", "-c", "exit 42" }, 42 },
+      { { "sh", "-c", "exit 255" }, 255 },
+    }
+    for _, case in ipairs(cases) do
+      local r = helper.lbox_run { "run", table.unpack(case[1]) }
+      assert.are.equal(case[2], r.code, table.concat(case[1], " ") .. ": " .. r.err)
+      if case[3] then
+        assert.matches("^lbox: error: " .. case[3] .. "\n$", r.err)
+      end
+    end
+  end)
+
+  it("runs a script without #! through /bin/sh, as execvp does", function()
+    local r = helper.lbox_run { "run", helper.fixtures .. "/no-shebang.sh", "arg" }
+    assert.are.same({ 0, "no shebang: arg\n" }, { r.code, r.out })
+  end)
+
+  it("gives the container a clean environment", function()
+    local r = helper.lbox_run({ "run", "-e", "A=1", "-e", "B=x=y", "env" }, { env = { "PATH=/bin", "SECRET=host" } })
+    assert.are.equal(0, r.code, r.err)
+    assert.matches("\nA=1\n", "\n" .. r.out)
+    assert.matches("\nB=x=y\n", "\n" .. r.out)
+    assert.matches("\nPATH=/usr/local/sbin:", "\n" .. r.out)
+    assert.matches("\nHOSTNAME=%x+\n", "\n" .. r.out)
+    assert.is_nil(r.out:find("SECRET"))
+  end)
+
+  it("passes output through unbuffered, so pipes work", function()
+    local r = helper.sh(helper.lbox .. " run.lua echo hi | wc -c")
+    assert.are.equal("3\n", r.out)
+    local order = helper.lbox_run { "run", "sh", "-c", "echo out; echo err >&2; echo out2" }
+    assert.are.same({ "out\nout2\n", "err\n" }, { order.out, order.err })
+  end)
+
+  it("detaches stdin unless -i is given", function()
+    local without = helper.lbox_run({ "run", "cat" }, { stdin = "fed\n" })
+    assert.are.same({ 0, "" }, { without.code, without.out })
+    local with = helper.lbox_run({ "run", "-i", "cat" }, { stdin = "fed\n" })
+    assert.are.same({ 0, "fed\n" }, { with.code, with.out })
+  end)
+
+  it("forwards signals to PID 1 and exits with its status", function()
+    local signals = { "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2" }
+    for i, name in ipairs(signals) do
+      local trap = name:sub(4)
+      local proc = helper.start { helper.lbox, "run", "sh", "-c",
+        "trap 'exit " .. (10 + i) .. "' " .. trap .. "; echo ready; while :; do sleep 0.05; done" }
+      -- wait for the trap to be set before signalling
+      local ready = ""
+      while not ready:find("ready") do ready = ready .. core.read(proc.out_fd, 100) end
+      core.kill(proc.pid, core[name])
+      local r = helper.finish(proc, 10)
+      assert.are.equal(10 + i, r.code, name .. ": " .. r.err)
+    end
+  end)
+
+  it("exits 128+N when the container is killed by signal N", function()
+    local proc = helper.start { helper.lbox, "run", "sh", "-c", "echo ready; exec sleep 30" }
+    core.read(proc.out_fd, 100)
+    local pid1 = helper.sh("pgrep -n -x sleep").out:match("%d+")
+    core.kill(tonumber(pid1), core.SIGKILL)
+    assert.are.equal(137, helper.finish(proc, 10).code)
+  end)
+
+  it("dies with lbox when lbox is killed", function()
+    local proc = helper.start { helper.lbox, "run", "sh", "-c", "echo ready; exec sleep 30" }
+    core.read(proc.out_fd, 100)
+    core.kill(proc.pid, core.SIGKILL)
+    assert.are.equal(137, helper.finish(proc, 10).code)
+    -- the leak check asserts the container went with it
+  end)
+
+  describe("with -t", function()
+    it("gives the shell a controlling terminal with job control", function()
+      local term = helper.start_pty({ helper.lbox, "run", "-it", "/bin/sh" }, 33, 91)
+      assert.is_true(helper.expect(term, "# "), term.output)
+      core.write(term.master, "tty; stty size; sleep 0.2 & jobs; echo done-$((6*7))\n")
+      assert.is_true(helper.expect(term, "done%-42"), term.output)
+      assert.matches("/dev/pts/%d+", term.output)
+      assert.matches("33 91", term.output)
+      assert.matches("%[1%]", term.output)
+      assert.is_nil(term.output:find("can't access tty"))
+      assert.is_nil(term.output:find("job control turned off"))
+      core.write(term.master, "exit 7\n")
+      assert.are.equal(7, helper.finish_pty(term))
+    end)
+
+    it("delivers Ctrl-C to the container, not to lbox", function()
+      local term = helper.start_pty { helper.lbox, "run", "-it", "/bin/sh" }
+      assert.is_true(helper.expect(term, "# "))
+      core.write(term.master, "trap 'echo got-int' INT; sleep 5; echo after-sleep\n")
+      helper.sleep(0.3)
+      core.write(term.master, "\3")
+      assert.is_true(helper.expect(term, "after%-sleep"), term.output)
+      core.write(term.master, "exit 0\n")
+      assert.are.equal(0, helper.finish_pty(term))
+    end)
+
+    it("follows the window size on SIGWINCH", function()
+      local term = helper.start_pty({ helper.lbox, "run", "-it", "/bin/sh" }, 24, 80)
+      assert.is_true(helper.expect(term, "# "))
+      core.set_winsize(term.master, 50, 120)
+      core.kill(term.pid, core.SIGWINCH)
+      helper.sleep(0.2)
+      core.write(term.master, "stty size\n")
+      assert.is_true(helper.expect(term, "50 120"), term.output)
+      core.write(term.master, "exit\n")
+      assert.are.equal(0, helper.finish_pty(term))
+    end)
+
+    it("restores the user's terminal on every exit path", function()
+      -- one pty: after each lbox, the terminal must be back in canonical mode
+      local lbox = helper.lbox .. " run.lua -it "
+      local check = "; echo rc=$?; stty -a | grep -o -- '-*icanon'; "
+      local term = helper.start_pty { "/bin/sh", "-c",
+        lbox .. "sh -c 'exit 5'" .. check ..
+        lbox .. "/nonexistent" .. check ..
+        "timeout --preserve-status --foreground -s TERM 0.5 " .. lbox .. "sh -c 'trap \"exit 9\" TERM; sleep 5 & wait'" .. check }
+      assert.are.equal(0, helper.finish_pty(term))
+      local out = term.output:gsub("\r", "")
+      assert.matches("rc=5\nicanon\n", out)
+      assert.matches("rc=127\nicanon\n", out)
+      assert.matches("rc=9\nicanon\n", out)
+      assert.is_nil(out:find("-icanon", 1, true))
+    end)
+  end)
+end)
