@@ -14,7 +14,7 @@ local RUN_OPTIONS = {
   { "memory", short = "m", value = "SIZE", aliases = { "mem" }, help = "memory limit: 100m, 1g (mydocker: -mem)" },
   { "memory-swap", value = "SIZE", help = "memory plus swap limit; -1 for unlimited swap" },
   { "cpus", value = "N", help = "CPU quota in CPUs: 1.5" },
-  { "cpu", value = "PERCENT", help = "CPU quota in percent of one CPU (mydocker's -cpu)" },
+  { "cpu", value = "PERCENT", aliases = { "cpu" }, help = "CPU quota in percent of one CPU (mydocker's -cpu)" },
   { "cpu-shares", short = "c", value = "N", help = "relative CPU weight, 2 to 262144" },
   { "cpuset-cpus", value = "LIST", aliases = { "cpuset" }, help = "CPUs allowed: 0-1,3" },
   { "cpuset-mems", value = "LIST", help = "memory nodes allowed: 0" },

@@ -112,7 +112,7 @@ describe("lbox run", function()
     local cases = {
       { { "no-such-command" }, 127, 'exec "no%-such%-command": executable file not found in %$PATH' },
       { { "/no/such/file" }, 127, 'exec "/no/such/file": no such file or directory' },
-      { { "/etc/passwd" }, 126, 'exec "/etc/passwd": permission denied' },
+      { { helper.fixtures .. "/not-executable.txt" }, 126, "exec \"[^\"]+/not%-executable.txt\": permission denied" },
       { { "/etc" }, 126, 'exec "/etc": permission denied' },
       { { "sh", "-c", "exit 42" }, 42 },
       { { "sh", "-c", "exit 255" }, 255 },

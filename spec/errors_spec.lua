@@ -1,0 +1,95 @@
+-- Bad input: one line on stderr naming the problem, exit 125 for lbox's own
+-- errors, and nothing left behind.
+local helper = require "helper"
+
+local function assert_refused(args, pattern, code)
+  local r = helper.lbox_run(args)
+  local what = table.concat(args, " ")
+  assert.are.equal(code or 125, r.code, what .. ": " .. r.err)
+  assert.are.equal("", r.out, what)
+  assert.matches("^lbox: error: [^\n]+\n$", r.err, what)
+  assert.matches(pattern, r.err, what)
+end
+
+describe("bad input", function()
+  local before
+  before_each(function() before = helper.snapshot() end)
+  after_each(function() helper.assert_no_leaks(before) end)
+
+  it("names unknown options and missing values", function()
+    assert_refused({ "run", "--bogus", "true" }, 'unknown flag "%-%-bogus"')
+    assert_refused({ "run", "-x", "true" }, 'unknown flag "%-x"')
+    assert_refused({ "run", "-m" }, 'flag "%-m" needs a value')
+    assert_refused({ "run", "--tty=yes", "true" }, 'flag "%-%-tty" takes no value')
+  end)
+
+  it("asks for a command", function()
+    assert_refused({ "run" }, "requires a command")
+    assert_refused({ "run", "-it" }, "requires a command")
+  end)
+
+  it("refuses bad sizes", function()
+    assert_refused({ "run", "-m", "100x", "true" }, '%-%-memory: invalid size "100x"')
+    assert_refused({ "run", "-m", "-5m", "true" }, '%-%-memory: invalid size "%-5m"')
+    assert_refused({ "run", "-m", "1m", "true" }, "%-%-memory: %d+ must be a whole number from 6291456")
+    assert_refused({ "run", "--memory-swap", "1g", "true" }, "%-%-memory%-swap: needs a memory limit")
+    assert_refused({ "run", "-m", "100m", "--memory-swap", "50m", "true" }, "%-%-memory%-swap: %d+ must be")
+  end)
+
+  it("refuses bad CPU settings", function()
+    local online = helper.read_file("/sys/devices/system/cpu/online")
+    local last = tonumber(online:match("(%d+)%s*$"))
+    assert_refused({ "run", "--cpus", "0", "true" }, '%-%-cpus: invalid number "0"')
+    assert_refused({ "run", "--cpus", "1,5", "true" }, '%-%-cpus: invalid number "1,5"')
+    assert_refused({ "run", "--cpus", tostring(last + 2), "true" }, "%-%-cpus: %d+ is more than the %d+ CPUs")
+    assert_refused({ "run", "--cpus", "1", "--cpu", "50", "true" }, "give one")
+    assert_refused({ "run", "--cpu-shares", "1", "true" }, "%-%-cpu%-shares: invalid value")
+    assert_refused({ "run", "--cpuset-cpus", "a-b", "true" }, '%-%-cpuset%-cpus: invalid cpu list "a%-b"')
+    assert_refused({ "run", "--cpuset-cpus", "3-1", "true" }, "goes backwards")
+    assert_refused({ "run", "--cpuset-cpus", tostring(last + 1), "true" }, "CPU %d+ is not online")
+    assert_refused({ "run", "--cpuset-mems", "7", "true" }, "memory node 7 is not online")
+    assert_refused({ "run", "--pids-limit", "many", "true" }, "%-%-pids%-limit: invalid value")
+  end)
+
+  it("refuses bad names and paths", function()
+    assert_refused({ "run", "--hostname", "bad name", "true" }, '%-%-hostname: "bad name" is not a valid hostname')
+    assert_refused({ "run", "--hostname", string.rep("h", 65), "true" }, "not a valid hostname")
+    assert_refused({ "run", "-w", "relative", "true" }, "%-%-workdir: must be an absolute path")
+    assert_refused({ "run", "-e", "=x", "true" }, "the variable needs a name")
+  end)
+
+  it("reports a command that cannot run with docker's codes", function()
+    assert_refused({ "run", "no-such-command" }, "executable file not found", 127)
+    assert_refused({ "run", helper.fixtures .. "/not-executable.txt" }, "permission denied", 126)
+    assert_refused({ "run", "-w", "/nonexistent", "true" }, "cannot enter the working directory: chdir '/nonexistent'")
+  end)
+
+  it("refuses an unknown recipe", function()
+    local r = helper.lbox_run { "no-such-recipe" }
+    assert.are.equal(125, r.code)
+    assert.matches('^lbox: error: no recipe "no%-such%-recipe"', r.err)
+  end)
+
+  it("needs root", function()
+    local r = helper.exec { "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+      helper.lbox, "run", "true" }
+    assert.are.equal(125, r.code)
+    assert.matches("^lbox: error: lbox needs root", r.err)
+  end)
+
+  it("names a cgroup controller the host lacks", function()
+    -- a mount namespace of the test's own in which the pids hierarchy is gone
+    local hierarchy = helper.read_file("/sys/fs/cgroup/cgroup.controllers") and "/sys/fs/cgroup" or "/sys/fs/cgroup/pids"
+    local script
+    if hierarchy == "/sys/fs/cgroup" then
+      -- v2: a cgroup2 mount whose root does not delegate pids
+      script = "umount -l /sys/fs/cgroup && mkdir -p /tmp/lbox-spec-cg && mount -t tmpfs none /sys/fs/cgroup && "
+        .. "mkdir /sys/fs/cgroup/x && mount -t cgroup2 none /sys/fs/cgroup/x && \"$0\" run --pids-limit 5 true"
+    else
+      script = "umount /sys/fs/cgroup/pids && \"$0\" run --pids-limit 5 true"
+    end
+    local r = helper.exec { "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, helper.lbox }
+    assert.are.equal(125, r.code, r.err)
+    assert.matches('^lbox: error: %-%-pids%-limit needs the cgroup controller "pids"', r.err)
+  end)
+end)

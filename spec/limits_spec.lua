@@ -1,0 +1,131 @@
+-- Resource limits, each checked by its effect inside a real container (and
+-- the file the kernel holds), on whichever cgroup version the host has.
+local helper = require "helper"
+
+local PROBE = helper.fixtures .. "/probe.sh"
+local V2 = helper.read_file("/sys/fs/cgroup/cgroup.controllers") ~= nil
+
+local function probe(flags, files)
+  local args = { "run" }
+  for _, flag in ipairs(flags) do args[#args + 1] = flag end
+  args[#args + 1] = PROBE
+  for _, file in ipairs(files or {}) do args[#args + 1] = file end
+  local r = helper.lbox_run(args)
+  assert.are.equal(0, r.code, r.err)
+  local seen = {}
+  for key, value in r.out:gmatch("([%w._]+)=([^\n]*)") do seen[key] = value end
+  return seen
+end
+
+describe("lbox run limits", function()
+  local before
+  before_each(function() before = helper.snapshot() end)
+  after_each(function() helper.assert_no_leaks(before) end)
+
+  describe("--memory", function()
+    it("kills a command that goes over it: lbox says so and exits 137", function()
+      local r = helper.lbox_run { "run", "-m", "50m", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1" }
+      assert.are.equal(137, r.code)
+      assert.matches("lbox: container %x+ was killed: out of memory %(limit 50m%)", r.err)
+    end)
+
+    it("lets a command under it run", function()
+      local r = helper.lbox_run { "run", "--memory", "100m", "dd", "if=/dev/zero", "of=/dev/null", "bs=20M", "count=1" }
+      assert.are.equal(0, r.code, r.err)
+      assert.is_nil(r.err:find("out of memory"))
+    end)
+
+    it("accepts mydocker's -mem and sets the limit in bytes", function()
+      local file = V2 and "memory.max" or "memory.limit_in_bytes"
+      assert.are.equal(tostring(64 * 1024 * 1024), probe({ "-mem", "64m" }, { file })["cgroup." .. file])
+    end)
+
+    it("sets swap as docker does: total given, or as much as memory by default", function()
+      local file = V2 and "memory.swap.max" or "memory.memsw.limit_in_bytes"
+      local mib = 1024 * 1024
+      local given = probe({ "-m", "64m", "--memory-swap", "96m" }, { file })["cgroup." .. file]
+      local default = probe({ "-m", "64m" }, { file })["cgroup." .. file]
+      local unlimited = probe({ "-m", "64m", "--memory-swap", "-1" }, { file })["cgroup." .. file]
+      if V2 then
+        assert.are.same({ tostring(32 * mib), tostring(64 * mib), "max" }, { given, default, unlimited })
+      else
+        assert.are.same({ tostring(96 * mib), tostring(128 * mib) }, { given, default })
+        assert.is_true(tonumber(unlimited) > 2 ^ 60)
+      end
+    end)
+  end)
+
+  describe("--cpus", function()
+    it("writes the quota and throttles a busy loop", function()
+      local files = V2 and { "cpu.max" } or { "cpu.cfs_quota_us", "cpu.cfs_period_us" }
+      local seen = probe({ "--cpus", "1.5" }, files)
+      if V2 then
+        assert.are.equal("150000 100000", seen["cgroup.cpu.max"])
+      else
+        assert.are.same({ "150000", "100000" }, { seen["cgroup.cpu.cfs_quota_us"], seen["cgroup.cpu.cfs_period_us"] })
+      end
+      local r = helper.lbox_run { "run", "--cpus", "0.1", "sh", "-c",
+        "timeout 0.5 sh -c 'while :; do :; done'; " .. PROBE .. " cpu.stat" }
+      assert.are.equal(0, r.code, r.err)
+      local throttled = tonumber(r.out:match("nr_throttled (%d+)"))
+      assert.is_true(throttled and throttled > 0, r.out)
+    end)
+
+    it("accepts mydocker's -cpu as a percentage of one CPU", function()
+      local file = V2 and "cpu.max" or "cpu.cfs_quota_us"
+      local value = probe({ "-cpu", "50" }, { file })["cgroup." .. file]
+      assert.are.equal(V2 and "50000 100000" or "50000", value)
+    end)
+  end)
+
+  it("--cpu-shares sets the relative weight", function()
+    local file = V2 and "cpu.weight" or "cpu.shares"
+    local value = probe({ "--cpu-shares", "512" }, { file })["cgroup." .. file]
+    -- v2: 1 + (512 - 2) * 9999 / 262142, as crun and runc convert
+    assert.are.equal(V2 and "20" or "512", value)
+  end)
+
+  it("--cpuset-cpus pins the container, and --cpuset-mems is accepted", function()
+    local seen = probe({ "--cpuset-cpus", "1", "--cpuset-mems", "0" }, { "cpuset.cpus", "cpuset.mems" })
+    assert.are.equal("1", seen.cpus_allowed)
+    assert.are.same({ "1", "0" }, { seen["cgroup.cpuset.cpus"], seen["cgroup.cpuset.mems"] })
+    assert.are.equal("0", probe({ "--cpuset-cpus", "0" }).cpus_allowed)
+  end)
+
+  it("--pids-limit stops a fork bomb", function()
+    local bomb = "for i in $(seq 60); do sleep 3 & done; echo survived"
+    local limited = helper.lbox_run { "run", "--pids-limit", "10", "sh", "-c", bomb }
+    assert.are_not.equal(0, limited.code)
+    assert.is_nil(limited.out:find("survived"))
+    assert.matches("fork", limited.err:lower())
+    local free = helper.lbox_run { "run", "sh", "-c", "for i in $(seq 60); do sleep 0.1 & done; wait; echo survived" }
+    assert.are.same({ 0, "survived\n" }, { free.code, free.out })
+  end)
+
+  it("removes the container's cgroup on every way out", function()
+    -- normal exit, failed exec, a signal, OOM: the leak check after each
+    for _, argv in ipairs {
+      { "run", "-m", "20m", "true" },
+      { "run", "-m", "20m", "--pids-limit", "5", "/nonexistent" },
+      { "run", "-m", "20m", "sh", "-c", "exec kill -9 $$" },
+      { "run", "-m", "20m", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1" },
+    } do
+      helper.lbox_run(argv)
+      assert.are.same({}, helper.container_cgroups(), table.concat(argv, " "))
+    end
+  end)
+
+  it("sweeps the cgroups of containers whose lbox was killed", function()
+    local core = require "lbox.core"
+    local proc = helper.start { helper.lbox, "run", "-m", "20m", "--pids-limit", "50", "sh", "-c", "echo ready; exec sleep 30" }
+    core.read(proc.out_fd, 100)
+    assert.are.equal(V2 and 1 or 2, #helper.container_cgroups())
+    core.kill(proc.pid, core.SIGKILL)
+    assert.are.equal(137, helper.finish(proc, 10).code)
+    helper.sleep(0.2) -- the container dies with its lbox; its cgroups stay
+    assert.is_true(#helper.container_cgroups() > 0)
+    local r = helper.lbox_run { "run", "-m", "20m", "true" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.same({}, helper.container_cgroups())
+  end)
+end)
