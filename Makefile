@@ -4,8 +4,9 @@ CC ?= cc
 LUA ?= lua5.4
 PKGS = lua5.4 libcgroup
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -fPIC $(shell pkg-config --cflags $(PKGS))
-LDLIBS = $(shell pkg-config --libs $(PKGS))
+# expanded when used, so that `make deps all` works on a machine without pkg-config yet
+CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -fPIC $$(pkg-config --cflags $(PKGS))
+LDLIBS = $$(pkg-config --libs $(PKGS))
 
 CORE_SRC = core/core.c core/ns.c core/mount.c core/proc.c core/signal.c \
            core/fd.c core/tty.c core/cgroup.c
@@ -16,7 +17,7 @@ BUSTED = $(LUA) /usr/bin/busted
 LUA_SRC = $(wildcard lua/lbox/*.lua)
 LUA_BYTECODE = $(LUA_SRC:%=build/%)
 
-.PHONY: all deps install uninstall test test-v2 lint bench clean
+.PHONY: all deps deps-bench deps-v2 install uninstall test test-v2 lint bench clean
 all: lbox build/lbox/core.so $(LUA_BYTECODE)
 
 # Bytecode copies, loaded instead of the sources when newer (see core/main.c).
@@ -35,11 +36,15 @@ lbox: build/main.o $(CORE_OBJ)
 
 # The same core as a module for plain lua5.4 (and busted).
 build/lbox/core.so: $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libcgroup)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $$(pkg-config --libs libcgroup)
 
-# Installs the distribution packages listed in vendor/ (root, Debian).
+# The distribution packages listed in vendor/ (root, Debian).
 deps:
-	vendor/install-packages vendor/packages.txt
+	vendor/install-packages vendor/build.txt vendor/test.txt
+deps-bench:
+	vendor/install-packages vendor/bench.txt
+deps-v2:
+	vendor/install-packages vendor/v2vm.txt
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox \

@@ -77,19 +77,48 @@ describe("bad input", function()
     assert.matches("^lbox: error: lbox needs root", r.err)
   end)
 
-  it("names a cgroup controller the host lacks", function()
-    -- a mount namespace of the test's own in which the pids hierarchy is gone
-    local hierarchy = helper.read_file("/sys/fs/cgroup/cgroup.controllers") and "/sys/fs/cgroup" or "/sys/fs/cgroup/pids"
+  -- Run lbox with `args` where the host's cgroups offer only `controllers`:
+  -- v2, a cgroup namespace rooted in a group of the test's own whose parent
+  -- (also the test's) delegates just those; v1, a mount namespace of the
+  -- test's own with the other hierarchies unmounted.
+  local function with_only_controllers(controllers, args)
+    local lbox = helper.lbox .. " " .. table.concat(args, " ")
     local script
-    if hierarchy == "/sys/fs/cgroup" then
-      -- v2: a cgroup2 mount whose root does not delegate pids
-      script = "umount -l /sys/fs/cgroup && mkdir -p /tmp/lbox-spec-cg && mount -t tmpfs none /sys/fs/cgroup && "
-        .. "mkdir /sys/fs/cgroup/x && mount -t cgroup2 none /sys/fs/cgroup/x && \"$0\" run --pids-limit 5 true"
+    if helper.read_file("/sys/fs/cgroup/cgroup.controllers") then
+      local enable = controllers == "" and "" or "+" .. controllers:gsub(" ", " +")
+      script = string.format([[
+        outer=/sys/fs/cgroup/lbox-spec-controllers
+        mkdir -p $outer/inner || exit 90
+        echo '%s' > $outer/cgroup.subtree_control || exit 91
+        sh -c "echo \$\$ > $outer/inner/cgroup.procs && exec unshare -C -m --propagation private sh -c \
+          'umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && %s'"
+        rc=$?
+        rmdir $outer/inner $outer
+        exit $rc
+      ]], enable, lbox)
     else
-      script = "umount /sys/fs/cgroup/pids && \"$0\" run --pids-limit 5 true"
+      script = string.format([[
+        exec unshare -m --propagation private sh -c '
+          for dir in /sys/fs/cgroup/*; do
+            case " %s " in *" ${dir##*/} "*) ;; *) umount "$dir" 2>/dev/null ;; esac
+          done
+          %s']], controllers, lbox)
     end
-    local r = helper.exec { "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, helper.lbox }
+    return helper.exec { "/bin/sh", "-c", script }
+  end
+
+  it("names a cgroup controller the host lacks", function()
+    local r = with_only_controllers("memory", { "run", "--pids-limit", "5", "true" })
     assert.are.equal(125, r.code, r.err)
-    assert.matches('^lbox: error: %-%-pids%-limit needs the cgroup controller "pids"', r.err)
+    assert.matches('^lbox: error: %-%-pids%-limit needs the cgroup controller "pids", which this host does not provide', r.err)
+    assert.are.equal(1, select(2, r.err:gsub("\n", "")))
+  end)
+
+  it("says what to do when no cgroup controller is usable", function()
+    local r = with_only_controllers("", { "run", "-m", "50m", "true" })
+    assert.are.equal(125, r.code, r.err)
+    -- v2: enable controllers in subtree_control; v1: mount them
+    assert.matches("^lbox: error: [^\n]*cgroup[^\n]*/sys/fs/cgroup", r.err)
+    assert.are.equal(1, select(2, r.err:gsub("\n", "")))
   end)
 end)

@@ -137,7 +137,7 @@ function M.finish_pty(term, timeout)
   until pid ~= 0 or now() > deadline
   if pid == 0 then
     core.kill(term.pid, core.SIGKILL)
-    _, how, code = core.waitpid(term.pid)
+    how, code = select(2, core.waitpid(term.pid))
   end
   core.close(term.master)
   return how == "exited" and code or 128 + code

@@ -22,25 +22,41 @@ local function read_file(path)
   return text
 end
 
+-- Is `word` one of the space-separated words of `text`?
+local function has_word(text, word)
+  return (" " .. (text or "") .. " "):find("%s" .. word .. "%s") ~= nil
+end
+
 local function exists(path)
   return lfs.attributes(path, "mode") ~= nil
 end
 
 local initialized = false
 
+-- libcgroup finds no usable hierarchy: say what is missing and what to do.
+local function unusable_host(msg)
+  local delegated = read_file("/sys/fs/cgroup/cgroup.controllers")
+  if delegated and not delegated:find("%S") then
+    errors.raise("no cgroup controller is delegated to lbox: /sys/fs/cgroup/cgroup.controllers is empty; "
+      .. "enable controllers in the parent's cgroup.subtree_control, or run lbox from a cgroup that has them")
+  end
+  errors.raise("cannot use the host's cgroups (" .. msg .. "): "
+    .. "mount cgroup v2 on /sys/fs/cgroup, or the v1 controllers under it")
+end
+
 --- Where `controller` is mounted and which cgroup version serves it.
 -- @return mount point, 1 or 2 | nil when the controller is not available
 function M.hierarchy(controller)
   if not initialized then
-    errors.try("cannot read the host's cgroup mounts", core.cgroup_init())
+    local ok, msg = core.cgroup_init()
+    if not ok then unusable_host(msg) end
     initialized = true
   end
   local mount = core.cgroup_mount_point(controller)
   if not mount then return nil end
   if exists(mount .. "/cgroup.controllers") then
     -- on v2 a controller is usable only if the root delegates it
-    local available = read_file(mount .. "/cgroup.controllers") or ""
-    if not (" " .. available .. " "):find("%s" .. controller .. "%s") then return nil end
+    if not has_word(read_file(mount .. "/cgroup.controllers"), controller) then return nil end
     return mount, 2
   end
   return mount, 1
@@ -49,9 +65,15 @@ end
 local function require_hierarchy(controller, limit)
   local mount, version = M.hierarchy(controller)
   if not mount then
-    errors.raise(string.format(
-      "%s needs the cgroup controller %q, which this host does not provide: mount it (v1) or enable it in /sys/fs/cgroup/cgroup.subtree_control (v2)",
-      limit, controller))
+    errors.raise(string.format("%s needs the cgroup controller %q, which this host does not provide: "
+      .. "mount it (v1) or enable it in /sys/fs/cgroup/cgroup.subtree_control (v2)", limit, controller))
+  end
+  -- v2: lbox's parent sits under the root, so the root must pass the
+  -- controller down; lbox never changes a cgroup it does not own
+  if version == 2 and not has_word(read_file(mount .. "/cgroup.subtree_control"), controller) then
+    errors.raise(string.format("%s needs the cgroup controller %q, which %s/cgroup.subtree_control does not "
+      .. "enable for child groups: enable it there (echo +%s > %s/cgroup.subtree_control)",
+      limit, controller, mount, controller, mount))
   end
   return mount, version
 end
@@ -148,19 +170,16 @@ local function prepare_parent(controller)
     end
     errors.try("cannot create lbox's cgroup parent", parent:create())
   else
-    local enabled = read_file(dir .. "/cgroup.subtree_control")
-    if enabled and (" " .. enabled .. " "):find("%s" .. controller .. "%s") then return end
-    if not enabled then
-      local parent <close> = errors.try("cannot create lbox's cgroup parent", core.cgroup_new(M.parent))
-      errors.try("cannot create lbox's cgroup parent", parent:add_controller(controller))
-      errors.try("cannot create lbox's cgroup parent", parent:create())
+    -- made by hand: libcgroup would also write the root's subtree_control
+    if not exists(dir) then
+      errors.try("cannot create lbox's cgroup parent " .. dir, lfs.mkdir(dir))
     end
-    local f = io.open(dir .. "/cgroup.subtree_control", "w")
-    local ok, msg = f and f:write("+" .. controller), nil
+    if has_word(read_file(dir .. "/cgroup.subtree_control"), controller) then return end
+    local f, msg = io.open(dir .. "/cgroup.subtree_control", "w")
+    local ok = f and f:write("+" .. controller)
     if f then ok, msg = f:close() end
     if not ok then
-      errors.raise(string.format("cannot enable the %s controller for lbox's cgroups in %s: %s",
-        controller, dir, msg or "cannot open cgroup.subtree_control"))
+      errors.raise(string.format("cannot enable the %s controller for lbox's cgroups in %s: %s", controller, dir, msg))
     end
   end
 end

@@ -1,0 +1,140 @@
+-- lbox bench [RUNS]: start-up time of `lbox run /bin/true`, side by side in
+-- one hyperfine run with what people would use instead, as ratios to the
+-- reference of each case:
+--   (a) no limits: unshare with the same five namespaces (reference), bwrap,
+--       runc and crun on a busybox root;
+--   (b) a 100m memory limit: a shell script doing the same namespaces and the
+--       same cgroup work, create, limit, join, remove (reference), runc, crun.
+-- A runtime that is not installed, or refuses this host, is reported and left out.
+local cgroups = require "lbox.cgroups"
+local cjson = require "cjson"
+local cli = require "lbox.cli"
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+
+local runs = tonumber((...)) or 300
+local work = "/tmp/lbox-bench." .. core.getpid()
+local lbox = cli.root .. "/lbox"
+local MEMORY = 100 * 1024 * 1024
+local NAMESPACES = "unshare -u -p -m -i -n -f --mount-proc"
+
+local function sh(command)
+  local ok = os.execute(command)
+  if not ok then errors.raise("bench: failed: " .. command) end
+end
+
+local function have(program)
+  return os.execute("command -v " .. program .. " >/dev/null 2>&1") == true
+end
+
+local function write(path, text, mode)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  if mode then sh("chmod " .. mode .. " " .. path) end
+end
+
+-- An OCI bundle on a shared busybox root running /bin/true, with an
+-- optional memory limit; `runc spec` gives the defaults.
+local function oci_bundle(name, memory)
+  local dir = work .. "/" .. name
+  sh("mkdir -p " .. dir .. " && cd " .. dir .. " && runc spec")
+  local f = assert(io.open(dir .. "/config.json"))
+  local config = cjson.decode(f:read("a"))
+  f:close()
+  config.root = { path = work .. "/rootfs", readonly = true }
+  config.process.terminal = false
+  config.process.args = { "/bin/true" }
+  if memory then config.linux.resources.memory = { limit = memory, swap = 2 * memory } end
+  write(dir .. "/config.json", cjson.encode(config))
+  return dir
+end
+
+-- Does `command` work here? crun refuses hybrid cgroup hosts, for one.
+local function works(command)
+  return os.execute(command .. " >/dev/null 2>&1") == true
+end
+
+-- The reference for (b): the cgroup work lbox does for -m, in shell, under
+-- lbox's own parent group (nothing outside it is touched).
+local function limit_script()
+  local mount, version = cgroups.hierarchy("memory")
+  local parent = mount .. "/" .. cgroups.parent
+  -- let lbox prepare its parent (on v2: the memory controller delegated)
+  sh(lbox .. " run.lua -m 100m /bin/true")
+  local writes = version == 1
+    and string.format('echo %d > "$g/memory.limit_in_bytes"\necho %d > "$g/memory.memsw.limit_in_bytes"', MEMORY, 2 * MEMORY)
+    or string.format('echo %d > "$g/memory.max"\necho %d > "$g/memory.swap.max"', MEMORY, MEMORY)
+  local path = work .. "/limit.sh"
+  write(path, table.concat({
+    "#!/bin/sh",
+    "set -e",
+    'g=' .. parent .. '/bench-$$',
+    'mkdir "$g"',
+    writes,
+    'sh -c "echo \\$\\$ > $g/cgroup.procs && exec ' .. NAMESPACES .. ' /bin/true"',
+    'rmdir "$g"',
+  }, "\n") .. "\n", "755")
+  return path
+end
+
+local function hyperfine(commands)
+  local json = work .. "/result.json"
+  local argv = { "hyperfine", "-N", "--style", "none", "--warmup", "20", "--runs", tostring(runs), "--export-json", json }
+  for _, c in ipairs(commands) do argv[#argv + 1] = "'" .. c[2] .. "'" end
+  sh(table.concat(argv, " ") .. " >/dev/null 2>&1")
+  local f = assert(io.open(json))
+  local result = cjson.decode(f:read("a"))
+  f:close()
+  return result.results
+end
+
+local function report(title, commands)
+  local results = hyperfine(commands)
+  local reference = results[1].mean
+  print(title)
+  for i, r in ipairs(results) do
+    print(string.format("  %-34s %7.2f ms ± %5.2f   %5.2fx", commands[i][1], r.mean * 1000, r.stddev * 1000,
+      r.mean / reference))
+  end
+end
+
+if core.geteuid() ~= 0 then errors.raise("bench: needs root") end
+for _, program in ipairs { "hyperfine", "unshare", "busybox" } do
+  if not have(program) then errors.raise("bench: " .. program .. " is missing: make deps-bench") end
+end
+sh("mkdir -p " .. work .. "/rootfs/bin && cp $(command -v busybox) " .. work .. "/rootfs/bin/busybox"
+  .. " && ln -s busybox " .. work .. "/rootfs/bin/true")
+local ok, err = pcall(function()
+  local plain = {
+    { "unshare (5 namespaces)", NAMESPACES .. " /bin/true" },
+    { "lbox run", lbox .. " run.lua /bin/true" },
+  }
+  local limited = {
+    { "shell script (same cgroup work)", limit_script() },
+    { "lbox run -m 100m", lbox .. " run.lua -m 100m /bin/true" },
+  }
+  if have("bwrap") then
+    plain[#plain + 1] = { "bwrap", "bwrap --unshare-uts --unshare-pid --unshare-ipc --unshare-net "
+      .. "--ro-bind / / --proc /proc --dev /dev /bin/true" }
+  end
+  local bundle = have("runc") and oci_bundle("plain")
+  local limited_bundle = bundle and oci_bundle("limited", MEMORY)
+  for _, runtime in ipairs { "runc", "crun" } do
+    local run = bundle and have(runtime) and runtime .. " run -b "
+    if run and works(run .. bundle .. " lbox-bench-probe") then
+      plain[#plain + 1] = { runtime .. " (busybox root)", run .. bundle .. " lbox-bench" }
+      limited[#limited + 1] = { runtime .. " -m 100m (busybox root)", run .. limited_bundle .. " lbox-bench" }
+    else
+      print(string.format("(%s left out: %s)", runtime,
+        not bundle and "runc is needed to write the OCI config" or not have(runtime) and "not installed"
+        or "it refuses to run on this host"))
+    end
+  end
+  print(string.format("%d runs each, after 20 warm-up runs; ratio to the first line of each case", runs))
+  report("(a) no limits", plain)
+  report("(b) memory limit", limited)
+end)
+sh("rm -rf " .. work)
+if not ok then error(err, 0) end
+return 0
