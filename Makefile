@@ -17,7 +17,7 @@ BUSTED = $(LUA) /usr/bin/busted
 LUA_SRC = $(wildcard lua/lbox/*.lua)
 LUA_BYTECODE = $(LUA_SRC:%=build/%)
 
-.PHONY: all deps deps-bench deps-v2 install uninstall test test-v2 lint bench clean
+.PHONY: all deps deps-bench install uninstall test test-v2 check lint bench clean
 all: lbox build/lbox/core.so $(LUA_BYTECODE)
 
 # Bytecode copies, loaded instead of the sources when newer (see core/main.c).
@@ -38,13 +38,12 @@ lbox: build/main.o $(CORE_OBJ)
 build/lbox/core.so: $(CORE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $$(pkg-config --libs libcgroup)
 
-# The distribution packages listed in vendor/ (root, Debian).
+# The distribution packages listed in vendor/ (root, Debian): everything
+# to build and to pass `make check`; `deps-bench` adds the runtimes compared.
 deps:
-	vendor/install-packages vendor/build.txt vendor/test.txt
+	vendor/install-packages vendor/build.txt vendor/test.txt vendor/v2vm.txt
 deps-bench:
 	vendor/install-packages vendor/bench.txt
-deps-v2:
-	vendor/install-packages vendor/v2vm.txt
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox \
@@ -57,14 +56,21 @@ install: all
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/share/lbox
 
+# The specs on this host; in a pure cgroup v2 guest; both, with one summary.
 test: all
 	$(BUSTED) spec
+
+test-v2: all
+	spec/v2vm/run-in-v2vm.sh -t 2400 -r $(CURDIR) '$(BUSTED) spec'
+
+check: all
+	spec/run-suites
 
 lint:
 	luacheck lua scripts spec
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability core
 
-bench: all
+bench: all deps-bench
 	./lbox scripts/bench.lua
 
 clean:
