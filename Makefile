@@ -49,19 +49,22 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox \
 	  $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox $(DESTDIR)$(PREFIX)/share/lbox/scripts
 	install -m 755 lbox $(DESTDIR)$(PREFIX)/bin/lbox
-	install -m 644 lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox/
-	install -m 644 build/lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox/
+	install -p -m 644 lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox/
+	install -p -m 644 build/lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox/
 	install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/share/lbox
 
 # The specs on this host; in a pure cgroup v2 guest; both, with one summary.
+# This host has no swap: its suite leaves out the swap spec (the guest has one).
 test: all
-	$(BUSTED) spec
+	@echo "make test: the #swap spec runs in make test-v2, which has a swap device"
+	$(BUSTED) --exclude-tags=swap spec
 
 test-v2: all
-	spec/v2vm/run-in-v2vm.sh -t 2400 -r $(CURDIR) '$(BUSTED) spec'
+	spec/v2vm/run-in-v2vm.sh -t 2400 -r $(CURDIR) \
+	  'spec/v2vm/add-swap && $(BUSTED) spec'
 
 check: all
 	spec/run-suites

@@ -55,6 +55,18 @@ describe("lbox run limits", function()
     end)
   end)
 
+  -- Needs a swap device: `make test-v2` gives its guest one (zram); `make
+  -- test` leaves this out (--exclude-tags=swap) and says so.
+  it("--memory-swap decides whether a container may swap #swap", function()
+    local swaps = helper.read_file("/proc/swaps")
+    assert.is_true(select(2, swaps:gsub("\n", "")) > 1, "this machine has no swap")
+    local big = { "dd", "if=/dev/zero", "of=/dev/null", "bs=60M", "count=1" }
+    local no_swap = helper.lbox_run { "run", "-m", "30m", "--memory-swap", "30m", table.unpack(big) }
+    assert.are.equal(137, no_swap.code, no_swap.err)
+    local swap = helper.lbox_run { "run", "-m", "30m", "--memory-swap", "200m", table.unpack(big) }
+    assert.are.equal(0, swap.code, swap.err)
+  end)
+
   describe("--cpus", function()
     it("writes the quota and throttles a busy loop", function()
       local files = V2 and { "cpu.max" } or { "cpu.cfs_quota_us", "cpu.cfs_period_us" }
@@ -83,6 +95,21 @@ describe("lbox run limits", function()
     local value = probe({ "--cpu-shares", "512" }, { file })["cgroup." .. file]
     -- v2: 1 + (512 - 2) * 9999 / 262142, as crun and runc convert
     assert.are.equal(V2 and "20" or "512", value)
+  end)
+
+  it("--cpu-shares divides a contended CPU by weight", function()
+    -- two containers on CPU 0, each counting for 2 s; weights 1024 and 256
+    local count = "i=0; trap 'echo $i; exit 0' TERM; while :; do i=$((i+1)); done"
+    local function contender(shares)
+      return helper.start { helper.lbox, "run", "--cpuset-cpus", "0", "--cpu-shares", tostring(shares),
+        "timeout", "-s", "TERM", "2", "sh", "-c", count }
+    end
+    local heavy, light = contender(1024), contender(256)
+    local heavy_count = tonumber(helper.finish(heavy, 30).out)
+    local light_count = tonumber(helper.finish(light, 30).out)
+    assert.is_true(heavy_count and light_count and light_count > 0, "no counts")
+    -- 4:1 expected; start-up skew and the scheduler's granularity blur it
+    assert.is_true(heavy_count / light_count > 2, heavy_count .. " vs " .. light_count)
   end)
 
   it("--cpuset-cpus pins the container, and --cpuset-mems is accepted", function()

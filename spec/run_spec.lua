@@ -89,6 +89,21 @@ describe("lbox run", function()
     assert.are.equal(0, r.code, r.out .. r.err)
   end)
 
+  it("gives the container a cgroup namespace on v2, the host's on v1, as docker", function()
+    local r = helper.lbox_run { "run", "-m", "64m", "sh", "-c",
+      "cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max 2>/dev/null; (echo 1 > /sys/fs/cgroup/memory.max) && echo wrote; true" }
+    assert.are.equal(0, r.code, r.err)
+    if helper.read_file("/sys/fs/cgroup/cgroup.controllers") then
+      assert.matches("^0::/\n", r.out)
+      -- its own cgroup, read-only, at /sys/fs/cgroup
+      assert.matches("\n67108864\n", r.out)
+      assert.matches("Read%-only file system", r.err)
+      assert.is_nil(r.out:find("wrote"))
+    else
+      assert.matches("memory:/lbox/%x+\n", r.out)
+    end
+  end)
+
   it("passes 1 MiB of arguments and any bytes intact", function()
     local args = {}
     for i = 1, 16 do args[i] = string.rep(string.char(65 + i), 64 * 1024) end

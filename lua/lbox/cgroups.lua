@@ -33,6 +33,11 @@ end
 
 local initialized = false
 
+--- Is /sys/fs/cgroup a cgroup v2 hierarchy (a pure v2 host)?
+function M.unified()
+  return exists("/sys/fs/cgroup/cgroup.controllers")
+end
+
 -- libcgroup finds no usable hierarchy: say what is missing and what to do.
 local function unusable_host(msg)
   local delegated = read_file("/sys/fs/cgroup/cgroup.controllers")
@@ -278,6 +283,25 @@ function Group:paths()
   end
   table.sort(paths)
   return paths
+end
+
+--- The group's one directory when all its controllers are on cgroup v2
+-- (a process can then be born in it), else nil.
+function Group:unified_path()
+  local paths = self:paths()
+  if #paths == 1 and exists(paths[1] .. "/cgroup.controllers") then return paths[1] end
+  return nil
+end
+
+--- Kill every process of the group at once, where the kernel can (v2,
+-- Linux 5.14: cgroup.kill). @return true | nil when it cannot
+function Group:kill()
+  local path = self:unified_path()
+  local f = path and io.open(path .. "/cgroup.kill", "w")
+  if not f then return nil end
+  local ok = f:write("1")
+  f:close()
+  return ok and true or nil
 end
 
 --- Did the kernel's OOM killer kill a process of this group?

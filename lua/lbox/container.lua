@@ -14,6 +14,8 @@ local M = {}
 
 local try = errors.try
 
+-- The namespaces made at clone; "cgroup" is made by the init step
+-- cgroup_namespace, once the child is in its cgroup.
 M.NAMESPACE_FLAGS = {
   ipc = core.CLONE_NEWIPC,
   mount = core.CLONE_NEWNS,
@@ -59,6 +61,21 @@ M.init_steps = {
     -- before any mount: nothing mounted here may propagate back to the host
     if not ctx.spec.namespaces.mount then return end
     try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
+  end },
+  { "cgroup_namespace", function(ctx)
+    -- after receive_spec: the child is in its cgroup, which becomes the
+    -- namespace's root, so /proc/self/cgroup shows "0::/"
+    if not ctx.spec.namespaces.cgroup then return end
+    try("cannot create a cgroup namespace", core.unshare(core.CLONE_NEWCGROUP))
+    if ctx.spec.namespaces.mount and cgroups.unified() then
+      -- the container's own view of its cgroup, read-only as docker mounts
+      -- it. cgroup2 has one superblock: the kernel will not stack it on the
+      -- inherited mount (EBUSY), nor give it a read-only flag of its own
+      try("cannot unmount the host's cgroups", core.umount("/sys/fs/cgroup", core.MNT_DETACH))
+      try("cannot mount the container's cgroup", core.mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MOUNT_PROC_FLAGS))
+      try("cannot make the container's cgroup read-only", core.mount(nil, "/sys/fs/cgroup", nil,
+        core.MS_REMOUNT | core.MS_BIND | core.MS_RDONLY | MOUNT_PROC_FLAGS))
+    end
   end },
   { "hostname", function(ctx)
     if ctx.spec.namespaces.uts then
@@ -145,8 +162,15 @@ M.start_steps = {
   end },
   { "clone", function(c)
     local flags = 0
-    for name in pairs(c.spec.namespaces) do flags = flags | M.NAMESPACE_FLAGS[name] end
-    c.pid = try("cannot create the container process", core.clone(flags))
+    for name in pairs(c.spec.namespaces) do flags = flags | (M.NAMESPACE_FLAGS[name] or 0) end
+    -- on cgroup v2 the child is born in its cgroup (clone3); elsewhere, or
+    -- on kernels before 5.7, join_cgroup moves it there
+    local cgroup_dir = c.cgroup and c.cgroup:unified_path()
+    local cgroup_fd = cgroup_dir and core.open(cgroup_dir, "directory")
+    local pid = cgroup_fd and core.clone(flags, cgroup_fd)
+    if cgroup_fd then core.close(cgroup_fd) end
+    c.born_in_cgroup = pid ~= nil
+    c.pid = pid or try("cannot create the container process", core.clone(flags))
     if c.pid == 0 then
       core.close(c.sync_write)
       run_init { sync_fd = c.sync_read, error_fd = c.error_write, pty_slave = c.pty_slave }
@@ -154,7 +178,9 @@ M.start_steps = {
     c:close_fds("sync_read", "error_write", "pty_slave")
   end },
   { "join_cgroup", function(c)
-    if c.cgroup then
+    if c.born_in_cgroup then
+      c.cgroup:unlock()
+    elseif c.cgroup then
       try("cannot move the container into its cgroup", c.cgroup:attach(c.pid))
     end
   end },
@@ -284,7 +310,7 @@ end
 -- @return true | nil, message (the cgroup could not be removed)
 function Container:destroy()
   if self.pid and self.pid > 0 and not self.status then
-    core.kill(self.pid, core.SIGKILL)
+    if not (self.cgroup and self.cgroup:kill()) then core.kill(self.pid, core.SIGKILL) end
     self:reap()
   end
   self:close_fds("sync_read", "sync_write", "error_read", "error_write", "pty_master", "pty_slave")

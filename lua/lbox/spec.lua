@@ -4,7 +4,8 @@
 --       command = { "sh", "-c", "echo hi" },   -- required, argv
 --       env = { NAME = "value" },               -- added to PATH, HOME, HOSTNAME, TERM
 --       hostname = "box",                      -- default: the id's first 12 digits
---       namespaces = { "uts", "pid", "mount", "ipc", "net" }, -- the default
+--       namespaces = { "uts", "pid", "mount", "ipc", "net", "cgroup" },
+--                                              -- the default; "cgroup" on v2 hosts only, as docker
 --       tty = false, stdin = false,             -- -t and -i
 --       workdir = "/",                          -- absolute path
 --       limits = { memory = bytes, memory_swap = bytes or -1, cpus = 1.5,
@@ -12,6 +13,7 @@
 --                  cpuset_mems = "0", pids = n or -1 },
 --       id = "64 hex digits",                   -- default: random
 --     }
+local cgroups = require "lbox.cgroups"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local units = require "lbox.units"
@@ -19,7 +21,7 @@ local units = require "lbox.units"
 local M = {}
 
 M.DEFAULT_NAMESPACES = { "uts", "pid", "mount", "ipc", "net" }
-local KNOWN_NAMESPACES = { uts = true, pid = true, mount = true, ipc = true, net = true }
+local KNOWN_NAMESPACES = { uts = true, pid = true, mount = true, ipc = true, net = true, cgroup = true }
 M.MIN_MEMORY = 6 * 1024 * 1024 -- docker's minimum: below it the runtime itself cannot start
 M.CPU_ONLINE = "/sys/devices/system/cpu/online"
 M.NODE_ONLINE = "/sys/devices/system/node/online"
@@ -66,7 +68,12 @@ function M.normalize(spec, labels)
   end
   out.workdir = spec.workdir
 
-  for _, name in ipairs(spec.namespaces or M.DEFAULT_NAMESPACES) do
+  local namespaces = spec.namespaces
+  if not namespaces then
+    namespaces = { table.unpack(M.DEFAULT_NAMESPACES) }
+    if cgroups.unified() then namespaces[#namespaces + 1] = "cgroup" end
+  end
+  for _, name in ipairs(namespaces) do
     if not KNOWN_NAMESPACES[name] then bad("namespaces", "unknown namespace %q", tostring(name)) end
     out.namespaces[name] = true
   end
