@@ -156,6 +156,18 @@ static int fd_flock(lua_State *L) {
   return 1;
 }
 
+/* access(path [, "exists"|"read"|"write"|"execute"]) -> true | fail, msg, errno
+ * See access(2). */
+static int fd_access(lua_State *L) {
+  static const char *const modes[] = {"exists", "read", "write", "execute", NULL};
+  static const int mode_values[] = {F_OK, R_OK, W_OK, X_OK};
+  const char *path = luaL_checkstring(L, 1);
+  if (access(path, mode_values[luaL_checkoption(L, 2, "exists", modes)]) < 0)
+    return lbox_fail(L, "access", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* isatty(fd) -> boolean. See isatty(3). */
 static int fd_isatty(lua_State *L) {
   lua_pushboolean(L, isatty(lbox_check_fd(L, 1)));
@@ -163,6 +175,7 @@ static int fd_isatty(lua_State *L) {
 }
 
 static const luaL_Reg fd_funcs[] = {
+  {"access", fd_access},
   {"close", fd_close},
   {"dup2", fd_dup2},
   {"flock", fd_flock},

@@ -1,6 +1,13 @@
 -- lbox.core: each primitive rejects bad arguments by raising, and reports a
 -- failed system call as nil, "op 'arg': message", errno.
 local core = require "lbox.core"
+local helper = require "helper"
+
+-- Run Lua code in a separate lua5.4 with lbox.core, after `setup` (shell).
+local function lua_subprocess(code, setup)
+  local script = (setup or "") .. ' lua5.4 -e "package.cpath=\'build/?.so;\'..package.cpath" -e "$0"'
+  return helper.exec { "/bin/sh", "-c", script, "local core = require 'lbox.core'\n" .. code }
+end
 
 local function assert_fails(errno, pattern, ok, msg, code)
   assert.is_nil(ok)
@@ -19,6 +26,15 @@ describe("lbox.core", function()
       assert.has_error(function() core.sethostname() end)
     end)
     it("reports failures", function()
+      local null = assert(core.open("/dev/null"))
+      local ok, msg, code = core.clone(0, null) -- not a cgroup directory
+      core.close(null)
+      assert.is_nil(ok)
+      assert.matches("^clone3: ", msg)
+      assert.is_number(code)
+      local r = lua_subprocess("print(select(2, core.unshare(core.CLONE_NEWUTS)))",
+        "exec setpriv --reuid=65534 --regid=65534 --clear-groups")
+      assert.are.equal("unshare: Operation not permitted\t" .. core.EPERM .. "\n", r.out, r.err)
       assert_fails(core.EBADF, "^setns: ", core.setns(999, 0))
       assert_fails(core.EINVAL, "^sethostname 'x+': ", core.sethostname(string.rep("x", 100)))
     end)
@@ -105,9 +121,22 @@ describe("lbox.core", function()
       assert.has_error(function() core.poll({ "x" }) end)
       assert.has_error(function() core.flock(0, "maybe") end)
       assert.has_error(function() core.dup2(0) end)
+      assert.has_error(function() core.access("/", "rw") end)
     end)
     it("reports failures", function()
+      -- out of descriptors: each call that makes one fails with EMFILE
+      local r = lua_subprocess([[
+        while core.open("/dev/null") do end
+        for _, name in ipairs { "pipe", "openpty" } do print(select(2, core[name]())) end
+        print(select(2, core.open("/dev/null")))
+        print(select(2, core.signalfd({ core.SIGUSR1 })))
+      ]], "ulimit -n 32;")
+      local emfile = ": Too many open files\t24\n"
+      assert.are.equal("pipe" .. emfile .. "posix_openpt" .. emfile .. "open '/dev/null'" .. emfile
+        .. "signalfd" .. emfile, r.out, r.err)
       assert_fails(core.ENOENT, "^open '/nonexistent': ", core.open("/nonexistent"))
+      assert_fails(core.ENOENT, "^access '/nonexistent': ", core.access("/nonexistent"))
+      assert_fails(core.EACCES, "^access '/etc/passwd': ", core.access("/etc/passwd", "execute"))
       assert_fails(core.EBADF, "^read: ", core.read(999, 10))
       assert_fails(core.EBADF, "^write: ", core.write(999, "x"))
       assert_fails(core.EBADF, "^close: ", core.close(999))
@@ -137,7 +166,20 @@ describe("lbox.core", function()
       assert_fails(core.ENOTTY, "^tcgetattr: ", core.tcgetattr(null))
       assert_fails(core.ENOTTY, "^ioctl 'TIOCGWINSZ': ", core.get_winsize(null))
       assert_fails(core.ENOTTY, "^ioctl 'TIOCSCTTY': ", core.set_controlling_tty(null))
+      assert_fails(core.ENOTTY, "^ioctl 'TIOCSWINSZ': ", core.set_winsize(null, 24, 80))
+      local master, slave = assert(core.openpty())
+      local state = assert(core.tcgetattr(slave))
+      assert_fails(core.ENOTTY, "^tcsetattr: ", core.tcsetattr(null, state))
+      core.close(master); core.close(slave)
       core.close(null)
+      -- a session leader cannot start another session
+      local pid = core.clone(0)
+      if pid == 0 then
+        core.setsid()
+        local _, msg, code = core.setsid()
+        core._exit((msg and msg:match("^setsid: ") and code == core.EPERM) and 0 or 1)
+      end
+      assert.are.same({ "exited", 0 }, { select(2, core.waitpid(pid)) })
     end)
     it("opens a pty pair and carries its window size and modes", function()
       local master, slave, name = assert(core.openpty())
@@ -181,6 +223,21 @@ describe("lbox.core", function()
       assert.matches("^cgroup_create 'lbox/spec%-bad%-value': ", msg)
       group:delete()
       assert.is_nil(io.open("/sys/fs/cgroup/pids/lbox/spec-bad-value/pids.max"))
+      local never_created <close> = assert(core.cgroup_new("lbox/spec-never-created"))
+      assert.is_true(never_created:add_controller("pids"))
+      ok, msg = never_created:attach(core.getpid())
+      assert.is_nil(ok)
+      assert.matches("^cgroup_attach 'lbox/spec%-never%-created': ", msg)
+    end)
+    it("keeps libcgroup's log off standard output", function()
+      local r = lua_subprocess([[
+        core.cgroup_init()
+        local group = core.cgroup_new("lbox/spec-quiet")
+        group:set("pids", "pids.max", "bad")
+        print(group:create() == nil)
+        group:delete()
+      ]])
+      assert.are.same({ "true\n", "" }, { r.out, r.err })
     end)
   end)
 end)

@@ -114,6 +114,14 @@ describe("bad input", function()
     assert.are.equal(1, select(2, r.err:gsub("\n", "")))
   end)
 
+  it("reports a cgroup hierarchy it may not write to", function()
+    local dir = helper.read_file("/sys/fs/cgroup/cgroup.controllers") and "/sys/fs/cgroup" or "/sys/fs/cgroup/memory"
+    local r = helper.exec { "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+      "mount -o remount,bind,ro " .. dir .. " && exec \"$0\" run -m 50m true", helper.lbox }
+    assert.are.equal(125, r.code, r.err)
+    assert.matches("^lbox: error: cannot create cgroups in [^\n]*Read%-only file system[^\n]*read%-only%?\n$", r.err)
+  end)
+
   it("says what to do when no cgroup controller is usable", function()
     local r = with_only_controllers("", { "run", "-m", "50m", "true" })
     assert.are.equal(125, r.code, r.err)

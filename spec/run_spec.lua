@@ -91,7 +91,8 @@ describe("lbox run", function()
 
   it("gives the container a cgroup namespace on v2, the host's on v1, as docker", function()
     local r = helper.lbox_run { "run", "-m", "64m", "sh", "-c",
-      "cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max 2>/dev/null; (echo 1 > /sys/fs/cgroup/memory.max) && echo wrote; true" }
+      "cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max 2>/dev/null; "
+      .. "(echo 1 > /sys/fs/cgroup/memory.max) && echo wrote; true" }
     assert.are.equal(0, r.code, r.err)
     if helper.read_file("/sys/fs/cgroup/cgroup.controllers") then
       assert.matches("^0::/\n", r.out)

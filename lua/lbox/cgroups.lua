@@ -247,6 +247,15 @@ function M.create(id, limits)
     local created, msg = self.handle:create()
     if not created then
       self:remove()
+      -- libcgroup says only "operation not allowed": find the reason
+      for _, path in ipairs(self:paths()) do
+        local parent = path:match("^(.*)/[^/]+$")
+        local _, why = core.access(parent, "write")
+        if why then
+          errors.raise(string.format("cannot create cgroups in %s (%s): lbox needs to write there; "
+            .. "is the cgroup hierarchy mounted read-only?", parent, why:match(": (.*)$")))
+        end
+      end
       errors.raise(string.format("cannot create cgroup %s: %s", self.name, msg))
     end
   end)
