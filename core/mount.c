@@ -1,8 +1,11 @@
-/* Mounts: mount(2), umount2(2), pivot_root(2). Which mounts, in what order,
+/* Mounts and the nodes a root filesystem needs: mount(2), umount2(2),
+ * pivot_root(2), mknod(2). Which mounts, in what order,
  * is decided in Lua. */
 #define _GNU_SOURCE
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -42,7 +45,26 @@ static int mount_pivot_root(lua_State *L) {
   return 1;
 }
 
+/* mknod(path, "char"|"block"|"fifo", mode [, major, minor]) -> true | fail, msg, errno
+ * See mknod(2). */
+static int mount_mknod(lua_State *L) {
+  static const char *const types[] = {"char", "block", "fifo", NULL};
+  static const mode_t type_bits[] = {S_IFCHR, S_IFBLK, S_IFIFO};
+  const char *path = luaL_checkstring(L, 1);
+  mode_t type = type_bits[luaL_checkoption(L, 2, NULL, types)];
+  lua_Integer mode = luaL_checkinteger(L, 3);
+  lua_Integer major = luaL_optinteger(L, 4, 0), minor = luaL_optinteger(L, 5, 0);
+  luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "permission bits expected");
+  luaL_argcheck(L, major >= 0 && major <= 0xfff, 4, "major number out of range");
+  luaL_argcheck(L, minor >= 0 && minor <= 0xfffff, 5, "minor number out of range");
+  if (mknod(path, type | (mode_t)mode, makedev((unsigned)major, (unsigned)minor)) < 0)
+    return lbox_fail(L, "mknod", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg mount_funcs[] = {
+  {"mknod", mount_mknod},
   {"mount", mount_mount},
   {"pivot_root", mount_pivot_root},
   {"umount", mount_umount},

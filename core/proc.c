@@ -2,7 +2,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <linux/capability.h>
+#include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -105,6 +108,42 @@ static int proc_set_pdeathsig(lua_State *L) {
   return 1;
 }
 
+/* limit_capabilities(keep) -> true | fail, msg, errno: drop every capability
+ * not in the list `keep` (numbers) from the bounding set, and clear the
+ * inheritable and ambient sets, so that what this process execs has at most
+ * `keep`. See capabilities(7), PR_CAPBSET_DROP in prctl(2), capset(2). */
+static int proc_limit_capabilities(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  unsigned long long keep = 0;
+  lua_Integer n = luaL_len(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
+    int isnum;
+    lua_Integer cap = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    luaL_argcheck(L, isnum && cap >= 0 && cap < 64, 1, "list of capability numbers expected");
+    keep |= 1ULL << cap;
+  }
+  for (int cap = 0; cap < 64; cap++) {
+    if (keep & (1ULL << cap))
+      continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) /* EINVAL: past the last */
+      return lbox_fail(L, "prctl", "PR_CAPBSET_DROP");
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    return lbox_fail(L, "prctl", "PR_CAP_AMBIENT_CLEAR_ALL");
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &header, data) < 0)
+    return lbox_fail(L, "capget", NULL);
+  data[0].inheritable &= (unsigned)keep;
+  data[1].inheritable &= (unsigned)(keep >> 32);
+  if (syscall(SYS_capset, &header, data) < 0)
+    return lbox_fail(L, "capset", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int proc_getpid(lua_State *L) {
   lua_pushinteger(L, getpid());
   return 1;
@@ -122,6 +161,7 @@ static const luaL_Reg proc_funcs[] = {
   {"geteuid", proc_geteuid},
   {"getpid", proc_getpid},
   {"kill", proc_kill},
+  {"limit_capabilities", proc_limit_capabilities},
   {"set_pdeathsig", proc_set_pdeathsig},
   {"waitpid", proc_waitpid},
   {NULL, NULL}

@@ -1,7 +1,10 @@
--- lbox run [OPTIONS] COMMAND [ARG...]: run COMMAND in a new container, in
--- new UTS, PID, mount, IPC and network namespaces, with optional limits.
+-- lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]: run COMMAND in a new
+-- container on IMAGE (default: the built-in busybox image), in new UTS, PID,
+-- mount, IPC and network namespaces, with optional limits.
 local errors = require "lbox.errors"
+local images = require "lbox.images"
 local lbox = require "lbox"
+local lfs = require "lfs"
 local options = require "lbox.options"
 local units = require "lbox.units"
 
@@ -11,6 +14,10 @@ local RUN_OPTIONS = {
   { "hostname", short = "h", value = "NAME", help = "container hostname (default: its short id)" },
   { "env", short = "e", value = "NAME=VALUE", list = true, help = "set an environment variable (NAME alone: the host's value)" },
   { "workdir", short = "w", value = "DIR", help = "working directory of the command" },
+  { "rootfs", value = "DIR", help = "run on this directory instead of an image" },
+  { "volume", short = "v", value = "HOST:CTR[:ro]", list = true, help = "bind-mount a host path (repeatable)" },
+  { "read-only", help = "mount the container's root read-only" },
+  { "rm", help = "remove the container when it ends (the default for now)" },
   { "memory", short = "m", value = "SIZE", aliases = { "mem" }, help = "memory limit: 100m, 1g (mydocker: -mem)" },
   { "memory-swap", value = "SIZE", help = "memory plus swap limit; -1 for unlimited swap" },
   { "cpus", value = "N", help = "CPU quota in CPUs: 1.5" },
@@ -23,7 +30,8 @@ local RUN_OPTIONS = {
 }
 
 local LABELS = {
-  hostname = "--hostname", workdir = "--workdir", env = "--env",
+  hostname = "--hostname", workdir = "--workdir", env = "--env", rootfs = "--rootfs", image = "image",
+  volumes = "--volume",
   ["limits.memory"] = "--memory", ["limits.memory_swap"] = "--memory-swap",
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
   ["limits.cpuset_cpus"] = "--cpuset-cpus", ["limits.cpuset_mems"] = "--cpuset-mems",
@@ -68,19 +76,52 @@ local function env_from(list)
   return env
 end
 
+local function volumes_from(list)
+  local volumes = {}
+  for _, item in ipairs(list or {}) do
+    local host, target, mode = item:match("^([^:]+):([^:]+):?([^:]*)$")
+    if not host or (mode ~= "" and mode ~= "ro" and mode ~= "rw") then
+      errors.raise(string.format("--volume %q: use HOST:CONTAINER[:ro]", item))
+    end
+    if target:sub(1, 1) ~= "/" then
+      errors.raise(string.format("--volume %q: the container path must be absolute", item))
+    end
+    if host:sub(1, 1) ~= "/" then host = lfs.currentdir() .. "/" .. host end
+    volumes[#volumes + 1] = { host = host, target = target, readonly = mode == "ro" }
+  end
+  return volumes
+end
+
+local function absolute(path)
+  if path and path:sub(1, 1) ~= "/" then return lfs.currentdir() .. "/" .. path end
+  return path
+end
+
 local args = { ... }
 local opts, first = options.parse(RUN_OPTIONS, args)
 if opts.help then
-  print("usage: lbox run [OPTIONS] COMMAND [ARG...]\n\n" .. options.usage(RUN_OPTIONS))
+  print("usage: lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]\n\n" .. options.usage(RUN_OPTIONS))
   return 0
 end
 
-if first > #args then
+-- The first word is the image when the store has one of that name.
+local image
+if not opts.rootfs and args[first] and images.valid_name(args[first]) and images.get(args[first]) then
+  image = images.get(args[first])
+  first = first + 1
+end
+local command = table.move(args, first, #args, 1, {})
+if #command == 0 and image then command = image.manifest.cmd end
+if #command == 0 then
   errors.raise('"lbox run" requires a command to run (see lbox run --help)')
 end
 
 local spec = {
-  command = table.move(args, first, #args, 1, {}),
+  command = command,
+  image = image and image.name,
+  rootfs = absolute(opts.rootfs),
+  volumes = volumes_from(opts.volume),
+  read_only = opts["read-only"],
   hostname = opts.hostname,
   env = env_from(opts.env),
   workdir = opts.workdir,

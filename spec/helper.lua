@@ -9,6 +9,10 @@ local M = {}
 M.root = lfs.currentdir()
 M.lbox = M.root .. "/lbox"
 M.fixtures = M.root .. "/spec/fixtures"
+M.store = "/var/lib/lbox"
+--- lbox run arguments that make the fixtures visible at /fixtures, read-only.
+M.WITH_FIXTURES = { "-v", M.fixtures .. ":/fixtures:ro" }
+M.PROBE = "/fixtures/probe.sh"
 M.ENV = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C" }
 
 local function now()
@@ -180,12 +184,27 @@ local function children()
   return list
 end
 
---- What could leak: mounts, container cgroups, container processes.
+local function listing(dir)
+  local names = {}
+  if lfs.attributes(dir, "mode") == "directory" then
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." then names[#names + 1] = name end
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+--- What could leak: mounts, container cgroups, container processes, and
+-- state in lbox's store (container directories, staging, images).
 function M.snapshot()
   return {
     mounts = M.read_file("/proc/self/mountinfo"),
     cgroups = M.container_cgroups(),
     foreign = foreign_processes(),
+    containers = listing(M.store .. "/containers"),
+    staging = listing(M.store .. "/tmp"),
+    images = listing(M.store .. "/images"),
   }
 end
 
@@ -202,6 +221,14 @@ function M.assert_no_leaks(before)
   assert.are.same(before.foreign, after.foreign, "container processes left behind")
   assert.are.same({}, children(), "child processes left behind")
   assert.are.equal(before.mounts, after.mounts, "the host mount table changed")
+  assert.are.same({}, after.containers, "container directories left in the store")
+  assert.are.same({}, after.staging, "staging directories left in the store")
+  -- the built-in image may appear on first use; nothing else may change
+  local images = {}
+  for _, name in ipairs(after.images) do if name ~= "busybox" then images[#images + 1] = name end end
+  local expected = {}
+  for _, name in ipairs(before.images) do if name ~= "busybox" then expected[#expected + 1] = name end end
+  assert.are.same(expected, images, "images added or removed")
   assert.truthy(lfs.attributes("/proc/self/exe"), "the host /proc is broken")
 end
 

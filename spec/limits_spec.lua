@@ -2,11 +2,11 @@
 -- the file the kernel holds), on whichever cgroup version the host has.
 local helper = require "helper"
 
-local PROBE = helper.fixtures .. "/probe.sh"
+local PROBE = helper.PROBE
 local V2 = helper.read_file("/sys/fs/cgroup/cgroup.controllers") ~= nil
 
 local function probe(flags, files)
-  local args = { "run" }
+  local args = { "run", table.unpack(helper.WITH_FIXTURES) }
   for _, flag in ipairs(flags) do args[#args + 1] = flag end
   args[#args + 1] = PROBE
   for _, file in ipairs(files or {}) do args[#args + 1] = file end
@@ -76,8 +76,8 @@ describe("lbox run limits", function()
       else
         assert.are.same({ "150000", "100000" }, { seen["cgroup.cpu.cfs_quota_us"], seen["cgroup.cpu.cfs_period_us"] })
       end
-      local r = helper.lbox_run { "run", "--cpus", "0.1", "sh", "-c",
-        "timeout 0.5 sh -c 'while :; do :; done'; " .. PROBE .. " cpu.stat" }
+      local r = helper.lbox_run { "run", "-v", helper.fixtures .. ":/fixtures:ro", "--cpus", "0.1", "sh", "-c",
+        "timeout 1 sh -c 'while :; do :; done'; " .. PROBE .. " cpu.stat" }
       assert.are.equal(0, r.code, r.err)
       local throttled = tonumber(r.out:match("nr_throttled (%d+)"))
       assert.is_true(throttled and throttled > 0, r.out)
@@ -142,17 +142,19 @@ describe("lbox run limits", function()
     end
   end)
 
-  it("sweeps the cgroups of containers whose lbox was killed", function()
+  it("sweeps the cgroups and directories of containers whose lbox was killed", function()
     local core = require "lbox.core"
     local proc = helper.start { helper.lbox, "run", "-m", "20m", "--pids-limit", "50", "sh", "-c", "echo ready; exec sleep 30" }
     core.read(proc.out_fd, 100)
     assert.are.equal(V2 and 1 or 2, #helper.container_cgroups())
     core.kill(proc.pid, core.SIGKILL)
     assert.are.equal(137, helper.finish(proc, 10).code)
-    helper.sleep(0.2) -- the container dies with its lbox; its cgroups stay
+    helper.sleep(0.2) -- the container dies with its lbox; its cgroups and directory stay
     assert.is_true(#helper.container_cgroups() > 0)
+    assert.are.equal(1, #helper.snapshot().containers)
     local r = helper.lbox_run { "run", "-m", "20m", "true" }
     assert.are.equal(0, r.code, r.err)
     assert.are.same({}, helper.container_cgroups())
+    assert.are.same({}, helper.snapshot().containers)
   end)
 end)

@@ -294,6 +294,16 @@ function Group:paths()
   return paths
 end
 
+--- The group's directory in each of its controllers' hierarchies.
+-- @return { controller = path }
+function Group:controller_paths()
+  local paths = {}
+  for controller in pairs(self.controllers) do
+    paths[controller] = M.hierarchy(controller) .. "/" .. self.name
+  end
+  return paths
+end
+
 --- The group's one directory when all its controllers are on cgroup v2
 -- (a process can then be born in it), else nil.
 function Group:unified_path()

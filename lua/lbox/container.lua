@@ -6,6 +6,8 @@ local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
+local fs = require "lbox.fs"
+local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local terminal = require "lbox.terminal"
 local wire = require "lbox.wire"
@@ -36,11 +38,29 @@ local WATCHED_SIGNALS = { core.SIGCHLD, core.SIGWINCH, core.SIGPIPE, table.unpac
 -- Reset in the container: lbox's blocked mask and ignored signals are inherited through exec.
 local RESET_SIGNALS = { core.SIGPIPE, core.SIGTSTP, core.SIGTTIN, core.SIGTTOU, table.unpack(WATCHED_SIGNALS) }
 
-local MOUNT_PROC_FLAGS = core.MS_NOSUID | core.MS_NOEXEC | core.MS_NODEV
 local READ_SIZE = 65536
 
+-- Capabilities a container keeps: docker's default set. Without
+-- CAP_SYS_ADMIN it cannot remount what lbox made read-only.
+M.CAPABILITIES = {
+  0,  -- CAP_CHOWN
+  1,  -- CAP_DAC_OVERRIDE
+  3,  -- CAP_FOWNER
+  4,  -- CAP_FSETID
+  5,  -- CAP_KILL
+  6,  -- CAP_SETGID
+  7,  -- CAP_SETUID
+  8,  -- CAP_SETPCAP
+  10, -- CAP_NET_BIND_SERVICE
+  13, -- CAP_NET_RAW
+  18, -- CAP_SYS_CHROOT
+  27, -- CAP_MKNOD
+  29, -- CAP_AUDIT_WRITE
+  31, -- CAP_SETFCAP
+}
+
 -- The container's init, after the clone, in order. Each step gets the init
--- context { sync_fd, error_fd, pty_slave, spec } and raises on failure; the
+-- context { sync_fd, error_fd, console, spec } and raises on failure; the
 -- last one replaces the process with the command.
 M.init_steps = {
   { "die_with_lbox", function()
@@ -57,24 +77,15 @@ M.init_steps = {
     core.close(ctx.sync_fd)
     ctx.spec = try("bad container spec from lbox", wire.decode(table.concat(chunks)))
   end },
-  { "private_mounts", function(ctx)
+  { "private_mounts", function()
     -- before any mount: nothing mounted here may propagate back to the host
-    if not ctx.spec.namespaces.mount then return end
     try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
   end },
   { "cgroup_namespace", function(ctx)
     -- after receive_spec: the child is in its cgroup, which becomes the
     -- namespace's root, so /proc/self/cgroup shows "0::/"
-    if not ctx.spec.namespaces.cgroup then return end
-    try("cannot create a cgroup namespace", core.unshare(core.CLONE_NEWCGROUP))
-    if ctx.spec.namespaces.mount and cgroups.unified() then
-      -- the container's own view of its cgroup, read-only as docker mounts
-      -- it. cgroup2 has one superblock: the kernel will not stack it on the
-      -- inherited mount (EBUSY), nor give it a read-only flag of its own
-      try("cannot unmount the host's cgroups", core.umount("/sys/fs/cgroup", core.MNT_DETACH))
-      try("cannot mount the container's cgroup", core.mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MOUNT_PROC_FLAGS))
-      try("cannot make the container's cgroup read-only", core.mount(nil, "/sys/fs/cgroup", nil,
-        core.MS_REMOUNT | core.MS_BIND | core.MS_RDONLY | MOUNT_PROC_FLAGS))
+    if ctx.spec.namespaces.cgroup then
+      try("cannot create a cgroup namespace", core.unshare(core.CLONE_NEWCGROUP))
     end
   end },
   { "hostname", function(ctx)
@@ -82,25 +93,39 @@ M.init_steps = {
       try("cannot set the hostname", core.sethostname(ctx.spec.hostname))
     end
   end },
-  { "mount_proc", function(ctx)
-    if ctx.spec.namespaces.mount and ctx.spec.namespaces.pid then
-      try("cannot mount /proc", core.mount("proc", "/proc", "proc", MOUNT_PROC_FLAGS))
-    end
+  { "mount_root", function(ctx) rootfs.mount_root(ctx.spec.root) end },
+  { "mount_proc", function(ctx) rootfs.mount_proc(ctx.spec.root) end },
+  { "mount_sys", function(ctx) rootfs.mount_sys(ctx.spec.root) end },
+  { "mount_cgroups", function(ctx)
+    rootfs.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
+  end },
+  { "mount_dev", function(ctx) rootfs.mount_dev(ctx.spec.root, ctx.console) end },
+  { "mount_volumes", function(ctx) rootfs.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
+  { "mount_etc_files", function(ctx) rootfs.mount_etc_files(ctx.spec.root) end },
+  { "mask_paths", function(ctx) rootfs.mask_paths(ctx.spec.root) end },
+  { "pivot_root", function(ctx) rootfs.pivot(ctx.spec.root) end },
+  { "workdir", function(ctx)
+    local dir = ctx.spec.workdir or "/"
+    try("cannot create the working directory " .. dir, fs.mkdir_p(dir))
+    try("cannot enter the working directory", core.chdir(dir))
+  end },
+  { "read_only", function(ctx)
+    if ctx.spec.read_only then rootfs.make_read_only() end
   end },
   { "stdio", function(ctx)
-    if ctx.pty_slave then
+    if ctx.console then
+      -- the terminal, opened again as the container's /dev/console
+      local console = try("cannot open the console", core.open("/dev/console", "rw"))
       try("cannot start a session", core.setsid())
-      try("cannot take the terminal", core.set_controlling_tty(ctx.pty_slave))
-      for fd = 0, 2 do try("cannot attach the terminal", core.dup2(ctx.pty_slave, fd)) end
+      try("cannot take the terminal", core.set_controlling_tty(console))
+      for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
     elseif not ctx.spec.stdin then
       local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
       try("cannot detach stdin", core.dup2(null, 0))
     end
   end },
-  { "workdir", function(ctx)
-    if ctx.spec.workdir then
-      try("cannot enter the working directory", core.chdir(ctx.spec.workdir))
-    end
+  { "capabilities", function()
+    try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES))
   end },
   { "signals", function()
     try("cannot reset signals", core.signal(RESET_SIGNALS, "default"))
@@ -139,6 +164,11 @@ local live = {}
 M.start_steps = {
   { "cgroup", function(c)
     c.cgroup = cgroups.create(c.id, c.spec.limits)
+    c.spec.cgroup_paths = c.cgroup and c.cgroup:controller_paths()
+  end },
+  { "rootfs", function(c)
+    c.has_directory = true
+    c.spec.root, c.directory_lock = rootfs.prepare(c.id, c.spec)
   end },
   { "pipes", function(c)
     c.sync_read, c.sync_write = try("cannot create a pipe", core.pipe())
@@ -146,7 +176,7 @@ M.start_steps = {
   end },
   { "terminal", function(c)
     if not c.spec.tty then return end
-    c.pty_master, c.pty_slave = try("cannot allocate a pseudo-terminal", core.openpty())
+    c.pty_master, c.pty_slave, c.console = try("cannot allocate a pseudo-terminal", core.openpty())
     if core.isatty(0) then
       terminal.copy_size(0, c.pty_master)
       if c.spec.stdin then c.saved_terminal = terminal.make_raw(0) end
@@ -173,7 +203,7 @@ M.start_steps = {
     c.pid = pid or try("cannot create the container process", core.clone(flags))
     if c.pid == 0 then
       core.close(c.sync_write)
-      run_init { sync_fd = c.sync_read, error_fd = c.error_write, pty_slave = c.pty_slave }
+      run_init { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console }
     end
     c:close_fds("sync_read", "error_write", "pty_slave")
   end },
@@ -332,6 +362,12 @@ function Container:destroy()
     local ok, msg = self.cgroup:remove()
     if not ok then return nil, msg end
     self.cgroup = nil
+  end
+  if self.has_directory then
+    local ok, msg = rootfs.remove(self.id)
+    if not ok then return nil, msg end
+    self.has_directory = false
+    self:close_fds("directory_lock")
   end
   return true
 end

@@ -2,6 +2,10 @@
 --
 --     {
 --       command = { "sh", "-c", "echo hi" },   -- required, argv
+--       image = "busybox",                     -- an image of the store (the default), or
+--       rootfs = "/srv/root",                  -- a directory to run on as it is
+--       volumes = { { host = "/srv/data", target = "/data", readonly = false } },
+--       read_only = false,                     -- the root mounted read-only
 --       env = { NAME = "value" },               -- added to PATH, HOME, HOSTNAME, TERM
 --       hostname = "box",                      -- default: the id's first 12 digits
 --       namespaces = { "uts", "pid", "mount", "ipc", "net", "cgroup" },
@@ -16,6 +20,8 @@
 local cgroups = require "lbox.cgroups"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
+local fs = require "lbox.fs"
+local images = require "lbox.images"
 local units = require "lbox.units"
 
 local M = {}
@@ -25,13 +31,6 @@ local KNOWN_NAMESPACES = { uts = true, pid = true, mount = true, ipc = true, net
 M.MIN_MEMORY = 6 * 1024 * 1024 -- docker's minimum: below it the runtime itself cannot start
 M.CPU_ONLINE = "/sys/devices/system/cpu/online"
 M.NODE_ONLINE = "/sys/devices/system/node/online"
-
-local function new_id()
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local bytes = f:read(32)
-  f:close()
-  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
 
 --- Check `spec` and return a normalized copy with defaults filled in.
 -- Raises a user error naming the first problem.
@@ -53,7 +52,7 @@ function M.normalize(spec, labels)
     out.command[i] = word
   end
 
-  out.id = spec.id or new_id()
+  out.id = spec.id or fs.random_hex(32)
   if type(out.id) ~= "string" or #out.id ~= 64 or out.id:find("[^0-9a-f]") then
     bad("id", "must be 64 lowercase hex digits")
   end
@@ -67,6 +66,27 @@ function M.normalize(spec, labels)
     bad("workdir", "must be an absolute path")
   end
   out.workdir = spec.workdir
+  out.read_only = spec.read_only and true or false
+
+  if spec.rootfs ~= nil and spec.image ~= nil then bad("rootfs", "give an image or a rootfs, not both") end
+  if spec.rootfs ~= nil then
+    if type(spec.rootfs) ~= "string" or spec.rootfs:sub(1, 1) ~= "/" then bad("rootfs", "must be an absolute path") end
+    out.rootfs = spec.rootfs
+  else
+    out.image = spec.image or images.DEFAULT
+    if not images.valid_name(out.image) then bad("image", "%q is not a valid image name", tostring(out.image)) end
+  end
+
+  out.volumes = {}
+  for i, v in ipairs(spec.volumes or {}) do
+    if type(v) ~= "table" or type(v.host) ~= "string" or v.host:sub(1, 1) ~= "/" then
+      bad("volumes", "volume %d: host must be an absolute path", i)
+    end
+    if type(v.target) ~= "string" or v.target:sub(1, 1) ~= "/" then
+      bad("volumes", "volume %d: target must be an absolute path in the container", i)
+    end
+    out.volumes[i] = { host = v.host, target = v.target, readonly = v.readonly and true or false }
+  end
 
   local namespaces = spec.namespaces
   if not namespaces then
