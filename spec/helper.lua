@@ -9,11 +9,18 @@ local M = {}
 M.root = lfs.currentdir()
 M.lbox = M.root .. "/lbox"
 M.fixtures = M.root .. "/spec/fixtures"
-M.store = "/var/lib/lbox"
+M.store = os.getenv("LBOX_STORE") or "/var/lib/lbox"
 --- lbox run arguments that make the fixtures visible at /fixtures, read-only.
 M.WITH_FIXTURES = { "-v", M.fixtures .. ":/fixtures:ro" }
 M.PROBE = "/fixtures/probe.sh"
-M.ENV = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C" }
+--- The environment lbox runs with in the specs, plus `extra` ("NAME=value"
+-- strings); the store the suite uses is always passed on.
+function M.env(...)
+  local env = { ... }
+  if os.getenv("LBOX_STORE") then env[#env + 1] = "LBOX_STORE=" .. os.getenv("LBOX_STORE") end
+  return env
+end
+M.ENV = M.env("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C")
 
 local function now()
   local f = io.open("/proc/uptime")
@@ -82,6 +89,22 @@ function M.finish(proc, timeout)
   return { code = how == "exited" and code or 128 + code, out = table.concat(out), err = table.concat(err) }
 end
 
+--- Read from `fd` until the text read matches `pattern`; fails the test at
+-- end of file or after `timeout` seconds (default 10).
+function M.read_until(fd, pattern, timeout)
+  local deadline, text = now() + (timeout or 10), ""
+  while not text:find(pattern) do
+    local ready = core.poll({ fd }, 100)
+    if ready[fd] then
+      local data = core.read(fd, 4096)
+      if not data or data == "" then error("end of output before " .. pattern .. ": " .. text, 2) end
+      text = text .. data
+    end
+    if now() > deadline then error("timed out waiting for " .. pattern .. ": " .. text, 2) end
+  end
+  return text
+end
+
 --- Run argv to its end. @see start, finish
 function M.exec(argv, opts)
   return M.finish(M.start(argv, opts), opts and opts.timeout)
@@ -107,7 +130,7 @@ function M.start_pty(argv, rows, cols)
     core.setsid()
     core.set_controlling_tty(slave)
     for fd = 0, 2 do core.dup2(slave, fd) end
-    core.execve(argv[1], argv, { table.unpack(M.ENV), "TERM=xterm" })
+    core.execve(argv[1], argv, M.env("PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TERM=xterm"))
     core._exit(127)
   end
   core.close(slave)

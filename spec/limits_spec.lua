@@ -145,7 +145,7 @@ describe("lbox run limits", function()
   it("sweeps the cgroups and directories of containers whose lbox was killed", function()
     local core = require "lbox.core"
     local proc = helper.start { helper.lbox, "run", "-m", "20m", "--pids-limit", "50", "sh", "-c", "echo ready; exec sleep 30" }
-    core.read(proc.out_fd, 100)
+    helper.read_until(proc.out_fd, "ready")
     assert.are.equal(V2 and 1 or 2, #helper.container_cgroups())
     core.kill(proc.pid, core.SIGKILL)
     assert.are.equal(137, helper.finish(proc, 10).code)

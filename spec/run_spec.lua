@@ -154,7 +154,7 @@ describe("lbox run", function()
   end)
 
   it("gives the container a clean environment", function()
-    local r = helper.lbox_run({ "run", "-e", "A=1", "-e", "B=x=y", "env" }, { env = { "PATH=/bin", "SECRET=host" } })
+    local r = helper.lbox_run({ "run", "-e", "A=1", "-e", "B=x=y", "env" }, { env = helper.env("PATH=/bin", "SECRET=host") })
     assert.are.equal(0, r.code, r.err)
     assert.matches("\nA=1\n", "\n" .. r.out)
     assert.matches("\nB=x=y\n", "\n" .. r.out)
@@ -184,8 +184,7 @@ describe("lbox run", function()
       local proc = helper.start { helper.lbox, "run", "sh", "-c",
         "trap 'exit " .. (10 + i) .. "' " .. trap .. "; echo ready; while :; do sleep 0.05; done" }
       -- wait for the trap to be set before signalling
-      local ready = ""
-      while not ready:find("ready") do ready = ready .. core.read(proc.out_fd, 100) end
+      helper.read_until(proc.out_fd, "ready")
       core.kill(proc.pid, core[name])
       local r = helper.finish(proc, 10)
       assert.are.equal(10 + i, r.code, name .. ": " .. r.err)
@@ -194,7 +193,7 @@ describe("lbox run", function()
 
   it("exits 128+N when the container is killed by signal N", function()
     local proc = helper.start { helper.lbox, "run", "sh", "-c", "echo ready; exec sleep 30" }
-    core.read(proc.out_fd, 100)
+    helper.read_until(proc.out_fd, "ready")
     local pid1 = helper.sh("pgrep -n -x sleep").out:match("%d+")
     core.kill(tonumber(pid1), core.SIGKILL)
     assert.are.equal(137, helper.finish(proc, 10).code)
@@ -202,7 +201,7 @@ describe("lbox run", function()
 
   it("dies with lbox when lbox is killed", function()
     local proc = helper.start { helper.lbox, "run", "sh", "-c", "echo ready; exec sleep 30" }
-    core.read(proc.out_fd, 100)
+    helper.read_until(proc.out_fd, "ready")
     core.kill(proc.pid, core.SIGKILL)
     assert.are.equal(137, helper.finish(proc, 10).code)
     -- the leak check asserts the container went with it; its directory
@@ -256,7 +255,7 @@ describe("lbox run", function()
       local term = helper.start_pty { "/bin/sh", "-c",
         lbox .. "sh -c 'exit 5'" .. check ..
         lbox .. "/nonexistent" .. check ..
-        "timeout --preserve-status --foreground -s TERM 0.5 " .. lbox .. "sh -c 'trap \"exit 9\" TERM; sleep 5 & wait'" .. check }
+        "timeout --preserve-status --foreground -s TERM 3 " .. lbox .. "sh -c 'trap \"exit 9\" TERM; sleep 30 & wait'" .. check }
       assert.are.equal(0, helper.finish_pty(term))
       local out = term.output:gsub("\r", "")
       assert.matches("rc=5\nicanon\n", out)

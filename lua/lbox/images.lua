@@ -123,7 +123,8 @@ function M.import(source, name)
     if kind == "directory" then
       fs.run("cannot read " .. source, "tar -C %s -cf %s .", source, archive)
     else
-      fs.run("cannot read " .. source, "%s < %s > %s", decompressor(source), source, archive)
+      -- the decompressor is one of lbox's own command lines, not user input
+      fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
     end
     local f = assert(io.open(archive, "rb"))
     local entries, msg = tar.entries(f)

@@ -150,7 +150,11 @@ end
 -- (pivot_root needs a mount point).
 function M.mount_root(root)
   if root.overlay then
-    mount("the container's root", "overlay", root.path, "overlay", 0, root.overlay)
+    local ok, msg = core.mount("overlay", root.path, "overlay", 0, root.overlay)
+    if not ok then
+      errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. images.store()
+        .. ", or $LBOX_STORE) must be on a filesystem overlayfs can write to, such as ext4, xfs or tmpfs")
+    end
   else
     mount("the container's root", root.path, root.path, nil, BIND | REC)
   end

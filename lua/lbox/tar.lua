@@ -38,10 +38,10 @@ local function pax_records(data)
   local records = {}
   local pos = 1
   while pos <= #data do
-    local length, key, value = data:match("^(%d+) ([^=]+)=", pos)
+    local length, key = data:match("^(%d+) ([^=]+)=", pos)
     if not length then return nil end
     local record = data:sub(pos, pos + tonumber(length) - 1)
-    value = record:match("^%d+ [^=]+=(.*)\n$")
+    local value = record:match("^%d+ [^=]+=(.*)\n$")
     if not value then return nil end
     records[key] = value
     pos = pos + tonumber(length)

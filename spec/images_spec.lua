@@ -1,0 +1,238 @@
+-- Images and root filesystems: the built-in image, imports, pivot_root,
+-- copy-on-write, the container's /dev, /sys and /proc, volumes, and hostile
+-- input refused. Each test ends with the leak check (store included).
+local helper = require "helper"
+
+local STORE = helper.store
+local BUSYBOX_ROOT = STORE .. "/images/busybox/rootfs"
+
+local function sh(script)
+  local r = helper.sh(script)
+  assert.are.equal(0, r.code, script .. ": " .. r.err)
+  return r.out
+end
+
+local function tree_digest(dir)
+  -- names, modes, owners, sizes, contents and mtimes of everything below dir
+  return sh("cd " .. dir .. " && tar --sort=name -cf - . | sha256sum")
+end
+
+local function tmpdir()
+  return (sh("mktemp -d /tmp/lbox-spec.XXXXXX"):gsub("\n$", ""))
+end
+
+describe("images", function()
+  local before, work
+  before_each(function()
+    before = helper.snapshot()
+    work = tmpdir()
+  end)
+  after_each(function()
+    sh("rm -rf " .. work)
+    helper.assert_no_leaks(before)
+  end)
+
+  it("runs on the built-in busybox image, by name or by default", function()
+    for _, args in ipairs { { "run", "busybox", "sh", "-c", "readlink /bin/sh; ls /etc" },
+                            { "run", "/bin/sh", "-c", "readlink /bin/sh; ls /etc" } } do
+      local r = helper.lbox_run(args)
+      assert.are.equal(0, r.code, r.err)
+      assert.matches("^/bin/busybox\n", r.out)
+      assert.is_nil(r.out:find("debian_version"), "the host's /etc is visible")
+    end
+    local ls = helper.lbox_run { "image", "ls" }
+    assert.matches("\nbusybox +%S+ +built%-in", ls.out)
+  end)
+
+  it("imports tarballs (plain, gzip, xz) and directories, runs them, removes them", function()
+    sh("mkdir -p " .. work .. "/root && cp -a " .. BUSYBOX_ROOT .. "/. " .. work .. "/root/ && "
+      .. "echo imported > " .. work .. "/root/marker && cd " .. work .. "/root && tar -cf ../img.tar . && "
+      .. "gzip -k ../img.tar && xz -k ../img.tar")
+    local sources = { tar = work .. "/img.tar", gz = work .. "/img.tar.gz", xz = work .. "/img.tar.xz",
+                      dir = work .. "/root" }
+    for kind, source in pairs(sources) do
+      local name = "lbox-spec-" .. kind
+      local r = helper.lbox_run { "image", "import", source, name }
+      assert.are.same({ 0, name .. "\n" }, { r.code, r.out }, r.err)
+      local run = helper.lbox_run { "run", name, "cat", "/marker" }
+      assert.are.same({ 0, "imported\n" }, { run.code, run.out }, run.err)
+      assert.matches("\n" .. name:gsub("%-", "%%-") .. " ", helper.lbox_run({ "image", "ls" }).out)
+    end
+    local again = helper.lbox_run { "image", "import", sources.tar, "lbox-spec-tar" }
+    assert.are.equal(125, again.code)
+    assert.matches('^lbox: error: image "lbox%-spec%-tar" exists', again.err)
+    local rm = helper.lbox_run { "image", "rm", "lbox-spec-tar", "lbox-spec-gz", "lbox-spec-xz", "lbox-spec-dir" }
+    assert.are.equal(0, rm.code, rm.err)
+    assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find("lbox%-spec"))
+  end)
+
+  it("runs on a plain directory with --rootfs", function()
+    sh("cp -a " .. BUSYBOX_ROOT .. " " .. work .. "/plain && echo plain > " .. work .. "/plain/marker")
+    local r = helper.lbox_run { "run", "--rootfs", work .. "/plain", "sh", "-c", "cat /marker; echo new > /written" }
+    assert.are.same({ 0, "plain\n" }, { r.code, r.out }, r.err)
+    assert.are.equal("new\n", helper.read_file(work .. "/plain/written"), "--rootfs writes to the directory")
+  end)
+
+  it("pivots into the root: the host is not reachable", function()
+    local marker = "lbox-host-marker-" .. os.time()
+    sh("touch /tmp/" .. marker)
+    local r = helper.lbox_run { "run", "sh", "-c",
+      "cat /proc/self/mountinfo; echo; cd / && cd .. && pwd; ls /proc/1/root/ | tr '\\n' ' '; echo; "
+      .. "find / -name '" .. marker .. "' 2>/dev/null; ls -la /proc/self/fd/ /proc/1/cwd/ >/dev/null; echo done" }
+    os.remove("/tmp/" .. marker)
+    assert.are.equal(0, r.code, r.err)
+    -- the root is the overlay; of the host's filesystems only the /etc
+    -- files lbox wrote are bound in: no host root is mounted anywhere
+    assert.matches("^%d+ %d+ %S+ / / %S+ %- overlay ", r.out)
+    for line in r.out:match("^(.-)\n\n"):gmatch("[^\n]+") do
+      local root, point, fstype = line:match("^%d+ %d+ %S+ (%S+) (%S+) .- %- (%S+) ")
+      if not ({ overlay = 1, proc = 1, sysfs = 1, tmpfs = 1, devpts = 1, mqueue = 1, cgroup2 = 1 })[fstype] then
+        assert.matches("^" .. STORE:gsub("%-", "%%-") .. "/containers/%x+/[%w.]+$", root, line)
+        assert.matches("^/etc/", point, line)
+      end
+    end
+    assert.is_nil(r.out:find(marker, 1, true), "a host file was found")
+    assert.matches("\n/\n", r.out)
+    assert.matches("bin dev etc", r.out)
+    assert.matches("done\n$", r.out)
+  end)
+
+  it("never changes the image: writes go to the container's own layer", function()
+    local digest = tree_digest(BUSYBOX_ROOT)
+    local r = helper.lbox_run { "run", "sh", "-c",
+      "for d in $(find / -xdev -type d ! -path /proc ! -path /sys ! -path /dev); do "
+      .. "echo x > $d/lbox-was-here || exit 9; done; "
+      .. "echo x >> /bin/busybox; rm /bin/ls; chmod 777 /etc; echo ok" }
+    assert.are.same({ 0, "ok\n" }, { r.code, r.out }, r.err)
+    assert.are.equal(digest, tree_digest(BUSYBOX_ROOT))
+    local fresh = helper.lbox_run { "run", "sh", "-c", "ls /lbox-was-here /bin/ls 2>&1" }
+    assert.matches("No such file", fresh.out)
+    assert.matches("/bin/ls", fresh.out)
+  end)
+
+  it("gives the container a fresh /dev, a read-only /sys and docker's /proc masks", function()
+    local r = helper.lbox_run { "run", "sh", "-c", [[
+      ls /dev | tr '\n' ' '; echo
+      for link in ptmx fd stdin; do readlink /dev/$link; done
+      grep -E ' /dev/pts | /sys | /proc/sys ' /proc/self/mountinfo | cut -d' ' -f5,6,9
+      touch /sys/x 2>&1; echo 1 > /proc/sys/kernel/hostname 2>&1
+      echo "keys=$(cat /proc/keys | wc -c) timer_list=$(cat /proc/timer_list | wc -c) acpi=$(ls /proc/acpi | wc -l)"
+      head -c 4 /dev/zero | wc -c; head -c 4 /dev/urandom | wc -c
+      cat /etc/hostname; grep -c localhost /etc/hosts
+    ]] }
+    assert.are.equal(0, r.code, r.err)
+    for _, node in ipairs { "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "fd",
+                            "stdin", "stdout", "stderr" } do
+      assert.matches(" " .. node .. " ", " " .. r.out, node)
+    end
+    assert.matches("pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n", r.out)
+    assert.matches("/dev/pts rw,[^ ]* devpts", r.out)
+    assert.matches("/sys ro,", r.out)
+    assert.matches("/proc/sys ro,", r.out)
+    assert.matches("Read%-only file system", r.out)
+    assert.matches("keys=0 timer_list=0 acpi=0", r.out)
+    assert.matches("\n4\n4\n%x+\n2\n$", r.out)
+  end)
+
+  it("--read-only keeps the root read-only; -w sets (and makes) the working directory", function()
+    local r = helper.lbox_run { "run", "--read-only", "-w", "/work/here", "sh", "-c",
+      "pwd; touch /x 2>&1; touch /dev/shm/ok && echo shm-ok" }
+    assert.are.equal(0, r.code, r.err)
+    assert.matches("^/work/here\n", r.out)
+    assert.matches("Read%-only file system", r.out)
+    assert.matches("shm%-ok", r.out)
+  end)
+
+  describe("volumes", function()
+    it("binds host paths read-write, and read-only against any remount", function()
+      sh("mkdir -p " .. work .. "/rw " .. work .. "/ro && echo keep > " .. work .. "/ro/f")
+      local r = helper.lbox_run { "run", "-v", work .. "/rw:/rw", "-v", work .. "/ro:/ro:ro", "sh", "-c",
+        "echo from-container > /rw/new; cat /ro/f; echo x > /ro/f 2>&1; "
+        .. "mount -o remount,rw /ro 2>&1; echo x > /ro/f 2>&1; cat /ro/f" }
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("from-container\n", helper.read_file(work .. "/rw/new"))
+      assert.are.equal("keep\n", helper.read_file(work .. "/ro/f"))
+      assert.matches("^keep\n", r.out)
+      assert.matches("Read%-only file system", r.out .. r.err)
+      assert.matches("permission denied", r.out .. r.err)
+      assert.matches("keep\n$", r.out)
+    end)
+
+    it("creates a missing host directory and keeps its data when the container goes", function()
+      local r = helper.lbox_run { "run", "-v", work .. "/made/here:/data", "sh", "-c", "echo kept > /data/f" }
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("kept\n", helper.read_file(work .. "/made/here/f"))
+    end)
+
+    it("cannot be pointed out of the root by a symlink in the image", function()
+      sh("cp -a " .. BUSYBOX_ROOT .. " " .. work .. "/root && mkdir " .. work .. "/outside " .. work .. "/vol && "
+        .. "ln -s ../../../../../../.." .. work .. "/outside " .. work .. "/root/escape && "
+        .. "ln -s " .. work .. "/outside " .. work .. "/root/absolute")
+      for _, target in ipairs { "/escape/sub", "/absolute/sub" } do
+        local r = helper.lbox_run { "run", "--rootfs", work .. "/root", "-v", work .. "/vol:" .. target, "true" }
+        assert.are.equal(0, r.code, r.err)
+        assert.is_nil(io.open(work .. "/outside/sub"), target .. " escaped the root")
+      end
+    end)
+
+    it("never deletes what is mounted inside a directory lbox removes", function()
+      -- lbox.fs.remove_tree, in a mount namespace of the test's own
+      local r = helper.exec { "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", [[
+        mkdir -p "$0/tree/mnt" && mount -t tmpfs none "$0/tree/mnt" && echo precious > "$0/tree/mnt/data" &&
+        DIR="$0" lua5.4 -e 'package.path = "lua/?.lua;" .. package.path' \
+          -e 'print(require("lbox.fs").remove_tree(os.getenv("DIR") .. "/tree"))' &&
+        cat "$0/tree/mnt/data"]], work }
+      assert.are.equal(0, r.code, r.err)
+      assert.matches("is a mount point: not removed", r.out)
+      assert.matches("precious\n$", r.out)
+    end)
+  end)
+
+  describe("bad input", function()
+    local function refused(args, pattern)
+      local r = helper.lbox_run(args)
+      assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
+      assert.matches("^lbox: error: [^\n]+\n$", r.err)
+      assert.matches(pattern, r.err)
+    end
+
+    it("refuses a missing image or rootfs", function()
+      refused({ "run", "--rootfs", "/nonexistent", "true" }, "%-%-rootfs /nonexistent: not a directory")
+      refused({ "image", "rm", "no-such-image" }, 'no image "no%-such%-image"')
+      refused({ "image", "import", "/nonexistent.tar", "x" }, "no such file")
+      refused({ "image", "import", "/etc/hostname", "bad name" }, "invalid image name")
+    end)
+
+    it("refuses corrupt, truncated and hostile tarballs, writing nothing", function()
+      sh("cd " .. work .. " && mkdir d && echo hi > d/f && "
+        .. "tar -cf good.tar d && head -c 700 good.tar > truncated.tar && head -c 4096 /dev/urandom > junk.tar && "
+        .. "tar -cf climb.tar --transform 's,^,../../,' d/f && "
+        .. "tar -cPf absolute.tar /etc/hostname && "
+        .. "ln -s ../../../etc d/out && tar -cf symlink.tar d/out && rm d/out && "
+        .. "mknod d/null c 1 3 && tar -cf device.tar d/null && rm d/null && "
+        .. "ln -s /etc d/etc && tar -cf through.tar d/etc --transform 's,d/etc,e,' && "
+        .. "printf 'e/passwd\\n' > list && rm d/etc && mkdir e && echo evil > e/passwd && "
+        .. "tar -rf through.tar e/passwd && gzip -k truncated.tar")
+      for file, pattern in pairs {
+        ["truncated.tar"] = "truncated archive", ["truncated.tar.gz"] = "truncated archive",
+        ["junk.tar"] = "corrupt archive", ["climb.tar"] = "climbs out", ["absolute.tar"] = "absolute path",
+        ["symlink.tar"] = "symlink points out", ["device.tar"] = "device node",
+        ["through.tar"] = "goes through the symlink",
+      } do
+        refused({ "image", "import", work .. "/" .. file, "lbox-spec-hostile" }, pattern)
+      end
+    end)
+
+    it("refuses bad volume specs", function()
+      refused({ "run", "-v", "/tmp", "true" }, '%-%-volume "/tmp": use HOST:CONTAINER%[:ro%]')
+      refused({ "run", "-v", "/tmp:relative", "true" }, "the container path must be absolute")
+      refused({ "run", "-v", "/tmp:/x:rx", "true" }, "use HOST:CONTAINER")
+    end)
+
+    it("aborts, leaving nothing, when a step of the root setup fails", function()
+      -- a directory cannot be bound over the image's /etc/passwd file
+      sh("mkdir " .. work .. "/dir")
+      refused({ "run", "-v", work .. "/dir:/etc/passwd", "true" }, "cannot mount /etc/passwd: mount '.*': Not a directory")
+    end)
+  end)
+end)
