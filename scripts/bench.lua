@@ -1,13 +1,15 @@
 -- lbox bench [RUNS]: start-up time of `lbox run /bin/true`, side by side in
 -- one hyperfine run with what people would use instead, as ratios to the
--- reference of each case:
---   (a) no limits: unshare with the same five namespaces (reference), bwrap,
---       runc and crun on a busybox root;
+-- reference of each case. lbox, runc and crun all start the same busybox
+-- root (lbox's built-in image); lbox with pivot_root into an overlay.
+--   (a) no limits: unshare with the same five namespaces on the host's root
+--       (reference: namespaces only), bwrap, runc, crun;
 --   (b) a 100m memory limit: a shell script doing the same namespaces and the
 --       same cgroup work, create, limit, join, remove (reference), runc, crun.
 -- A runtime that is not installed, or refuses this host, is reported and left out.
 local cgroups = require "lbox.cgroups"
 local cjson = require "cjson"
+local images = require "lbox.images"
 local cli = require "lbox.cli"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
@@ -42,7 +44,7 @@ local function oci_bundle(name, memory)
   local f = assert(io.open(dir .. "/config.json"))
   local config = cjson.decode(f:read("a"))
   f:close()
-  config.root = { path = work .. "/rootfs", readonly = true }
+  config.root = { path = images.get(images.DEFAULT).rootfs, readonly = true }
   config.process.terminal = false
   config.process.args = { "/bin/true" }
   if memory then config.linux.resources.memory = { limit = memory, swap = 2 * memory } end
@@ -100,19 +102,18 @@ local function report(title, commands)
 end
 
 if core.geteuid() ~= 0 then errors.raise("bench: needs root") end
-for _, program in ipairs { "hyperfine", "unshare", "busybox" } do
+for _, program in ipairs { "hyperfine", "unshare" } do
   if not have(program) then errors.raise("bench: " .. program .. " is missing: make deps-bench") end
 end
-sh("mkdir -p " .. work .. "/rootfs/bin && cp $(command -v busybox) " .. work .. "/rootfs/bin/busybox"
-  .. " && ln -s busybox " .. work .. "/rootfs/bin/true")
+sh("mkdir -p " .. work)
 local ok, err = pcall(function()
   local plain = {
     { "unshare (5 namespaces)", NAMESPACES .. " /bin/true" },
-    { "lbox run", lbox .. " run.lua /bin/true" },
+    { "lbox run (busybox image)", lbox .. " run.lua /bin/true" },
   }
   local limited = {
     { "shell script (same cgroup work)", limit_script() },
-    { "lbox run -m 100m", lbox .. " run.lua -m 100m /bin/true" },
+    { "lbox run -m 100m (busybox image)", lbox .. " run.lua -m 100m /bin/true" },
   }
   if have("bwrap") then
     plain[#plain + 1] = { "bwrap", "bwrap --unshare-uts --unshare-pid --unshare-ipc --unshare-net "

@@ -2,6 +2,7 @@
 -- drive it through a real pseudo-terminal, and check that nothing leaked.
 local assert = require "luassert"
 local core = require "lbox.core"
+local fs = require "lbox.fs"
 local lfs = require "lfs"
 
 local M = {}
@@ -29,13 +30,7 @@ local function now()
   return t
 end
 
-function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+M.read_file = fs.read_file
 
 --- Start argv[1] with arguments argv (no shell). opts.stdin: string to feed.
 -- @return process { pid, out_fd, err_fd }

@@ -66,6 +66,31 @@ describe("images", function()
     assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find("lbox%-spec"))
   end)
 
+  it("commits and exports a running container's filesystem", function()
+    local core = require "lbox.core"
+    local proc = helper.start { helper.lbox, "run", "-v", work .. ":/vol", "sh", "-c",
+      "trap 'exit 0' TERM; echo changed > /marker; echo in-volume > /vol/f; echo ready $(hostname); sleep 30 & wait" }
+    local id = helper.read_until(proc.out_fd, "ready %x+\n"):match("ready (%x+)")
+    local commit = helper.lbox_run { "commit", id, "lbox-spec-committed" }
+    assert.are.same({ 0, "lbox-spec-committed\n" }, { commit.code, commit.out }, commit.err)
+    local export = helper.lbox_run { "export", id:sub(1, 6), work .. "/exported.tar" }
+    assert.are.equal(0, export.code, export.err)
+    core.kill(proc.pid, core.SIGTERM)
+    assert.are.equal(0, helper.finish(proc, 10).code)
+    local run = helper.lbox_run { "run", "lbox-spec-committed", "sh", "-c", "cat /marker; ls /vol 2>&1" }
+    assert.are.equal(0, run.code, run.err)
+    assert.matches("^changed\n", run.out)
+    assert.is_nil(run.out:find("in%-volume"), "the volume went into the image")
+    local listing = sh("tar -tf " .. work .. "/exported.tar")
+    assert.matches("%./marker\n", listing)
+    assert.is_nil(listing:find("%./proc/%d"), "/proc went into the export")
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-committed" }).code)
+    local gone = helper.lbox_run { "commit", id, "lbox-spec-never" }
+    assert.are.equal(125, gone.code)
+    assert.matches('^lbox: error: no running container "%x+"', gone.err)
+    assert.matches("is not a container id", helper.lbox_run({ "export", "../x", "/tmp/x.tar" }).err)
+  end)
+
   it("runs on a plain directory with --rootfs", function()
     sh("cp -a " .. BUSYBOX_ROOT .. " " .. work .. "/plain && echo plain > " .. work .. "/plain/marker")
     local r = helper.lbox_run { "run", "--rootfs", work .. "/plain", "sh", "-c", "cat /marker; echo new > /written" }

@@ -4,6 +4,7 @@
 -- nothing outside `lbox/` is ever written.
 local core = require "lbox.core"
 local errors = require "lbox.errors"
+local fs = require "lbox.fs"
 local lfs = require "lfs"
 
 local M = {}
@@ -14,21 +15,11 @@ M.lock_path = "/run/lbox/cgroups.lock"
 local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuset", "pids" }
 local CFS_PERIOD = 100000
 
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read_file, exists = fs.read_file, fs.exists
 
 -- Is `word` one of the space-separated words of `text`?
 local function has_word(text, word)
   return (" " .. (text or "") .. " "):find("%s" .. word .. "%s") ~= nil
-end
-
-local function exists(path)
-  return lfs.attributes(path, "mode") ~= nil
 end
 
 local initialized = false

@@ -206,6 +206,7 @@ M.start_steps = {
       run_init { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console }
     end
     c:close_fds("sync_read", "error_write", "pty_slave")
+    rootfs.record_pid(c.id, c.pid)
   end },
   { "join_cgroup", function(c)
     if c.born_in_cgroup then

@@ -5,6 +5,7 @@
 local cjson = require "cjson"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
+local lfs = require "lfs"
 local tar = require "lbox.tar"
 
 local M = {}
@@ -114,14 +115,15 @@ end
 function M.import(source, name)
   check_name(name)
   if M.get(name) then errors.raise(string.format("image %q exists: remove it first (lbox image rm %s)", name, name)) end
-  local kind = fs.kind(source)
+  local kind = lfs.attributes(source, "mode") -- a link to a directory will do
   if kind ~= "file" and kind ~= "directory" then
     errors.raise(string.format("cannot import %q: no such file or directory", source))
   end
   return staged(name, source, function(dir)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
-      fs.run("cannot read " .. source, "tar -C %s -cf %s .", source, archive)
+      -- the directory's own filesystem: not what is mounted inside it
+      fs.run("cannot read " .. source, "tar -C %s --one-file-system -cf %s .", source, archive)
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
@@ -135,6 +137,24 @@ function M.import(source, name)
     fs.run("cannot extract " .. source, "tar -xf %s -C %s/rootfs --numeric-owner --no-overwrite-dir", archive, dir)
     os.remove(archive)
   end)
+end
+
+--- Make image `name` from the root filesystem of a running container:
+-- what its init sees at /, without /proc, /sys, /dev or volumes.
+function M.commit(pid, name)
+  return M.import("/proc/" .. pid .. "/root", name)
+end
+
+--- Write the root filesystem of a running container to the tarball `file`.
+function M.export(pid, file)
+  local partial = file .. ".partial"
+  local ok, err = pcall(fs.run, "cannot export to " .. file,
+    "tar -C %s --one-file-system -cf %s .", "/proc/" .. pid .. "/root", partial)
+  if not ok then
+    os.remove(partial)
+    error(err, 0)
+  end
+  errors.try("cannot export to " .. file, os.rename(partial, file))
 end
 
 --- All images, sorted by name.

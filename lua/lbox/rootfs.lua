@@ -95,6 +95,30 @@ function M.prepare(id, spec)
   return root, lock_fd
 end
 
+--- In lbox, once the container's init exists: record its pid, for commands
+-- that act on a running container (commit, export).
+function M.record_pid(id, pid)
+  local dir = M.container_dir(id)
+  fs.write_file(dir .. "/pid.tmp", tostring(pid))
+  try("cannot record the container's pid", os.rename(dir .. "/pid.tmp", dir .. "/pid"))
+end
+
+--- The running container whose id starts with `prefix`.
+-- @return id, pid of its init; raises a user error when none or several match
+function M.find_running(prefix)
+  if type(prefix) ~= "string" or not prefix:match("^%x+$") then
+    errors.raise(string.format("%q is not a container id", tostring(prefix)))
+  end
+  local found = {}
+  for id in fs.dir(images.store() .. "/containers") do
+    local pid = id:sub(1, #prefix) == prefix and tonumber(fs.read_file(M.container_dir(id) .. "/pid") or "")
+    if pid and core.kill(pid, 0) then found[#found + 1] = { id, pid } end
+  end
+  if #found == 0 then errors.raise(string.format("no running container %q", prefix)) end
+  if #found > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", prefix)) end
+  return found[1][1], found[1][2]
+end
+
 --- In lbox, after the container ended: remove its directory. The layer's
 -- mounts lived in the container's mount namespace and went with it.
 function M.remove(id)
