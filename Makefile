@@ -47,11 +47,12 @@ deps-bench:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox \
-	  $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox $(DESTDIR)$(PREFIX)/share/lbox/scripts
+	  $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox $(DESTDIR)$(PREFIX)/share/lbox/scripts/examples
 	install -m 755 lbox $(DESTDIR)$(PREFIX)/bin/lbox
 	install -p -m 644 lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox/
 	install -p -m 644 build/lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox/
 	install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/
+	install -m 644 scripts/examples/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/examples/
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/share/lbox

@@ -314,6 +314,23 @@ function Group:kill()
   return ok and true or nil
 end
 
+--- Current use of the group: { memory = bytes, pids = count, cpu_usec = µs }
+-- for the controllers it has (v1 keeps CPU time in cpuacct, which lbox does
+-- not join).
+function Group:stats()
+  local stats = {}
+  local function number(controller, file, pattern)
+    local mount = self.controllers[controller] and M.hierarchy(controller)
+    local text = mount and read_file(mount .. "/" .. self.name .. "/" .. file)
+    return text and tonumber(text:match(pattern or "^%s*(%d+)"))
+  end
+  local _, version = M.hierarchy("memory")
+  stats.memory = number("memory", version == 2 and "memory.current" or "memory.usage_in_bytes")
+  stats.pids = number("pids", "pids.current")
+  stats.cpu_usec = number("cpu", "cpu.stat", "usage_usec (%d+)")
+  return stats
+end
+
 --- Did the kernel's OOM killer kill a process of this group?
 function Group:oom_killed()
   if not self.controllers.memory then return false end

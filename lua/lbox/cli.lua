@@ -10,9 +10,11 @@ M.BUG_EXIT_CODE = 70 -- EX_SOFTWARE: not bad input, a bug in lbox or in a recipe
 
 local USAGE = [=[
 usage: lbox [RECIPE [ARGS...]]
-  lbox run [OPTIONS] COMMAND [ARG...]   run a command in a new container (scripts/run.lua)
-  lbox my-recipe.lua [ARGS...]          run a Lua recipe
-  lbox                                  open the REPL, with `lbox` loaded
+  lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]   run a command in a new container (scripts/run.lua)
+  lbox image|commit|export ...                   the image store (scripts/image.lua ...)
+  lbox my-recipe.lua [ARGS...]                   run a Lua recipe
+  lbox -i my-recipe.lua [ARGS...]                run it, then the REPL with its globals at hand
+  lbox                                           open the REPL, with `lbox` loaded
 A RECIPE is looked up in the current directory, then in lbox's scripts/;
 NAME means NAME.lua.]=]
 
@@ -28,7 +30,7 @@ function M.find_recipe(root, name)
   for _, candidate in ipairs(names) do
     if is_file(candidate) then return candidate end
   end
-  if not name:find("/", 1, true) then
+  if name:sub(1, 1) ~= "/" then
     for _, candidate in ipairs(names) do
       local path = root .. "/scripts/" .. candidate
       if is_file(path) then return path end
@@ -73,20 +75,36 @@ function M.main(root, argv)
     print(USAGE)
     return 0
   end
-  local path = M.find_recipe(root, name)
+  local interactive = name == "-i"
+  if interactive then name = argv[2] end
+  local path = name and M.find_recipe(root, name)
   if not path then
-    io.stderr:write(string.format("lbox: error: no recipe %q in the current directory or in %s/scripts\n", name, root))
+    io.stderr:write(string.format("lbox: error: no recipe %q in the current directory or in %s/scripts\n",
+      tostring(name), root))
     return errors.codes.lbox
   end
-  local chunk, msg = loadfile(path)
+  local repl = interactive and require("lbox.repl")
+  local env = repl and repl.environment() or _G
+  local chunk, msg = loadfile(path, "t", env)
   if not chunk then
     io.stderr:write("lbox: error: ", msg, "\n")
     return errors.codes.lbox
   end
   -- like the lua interpreter: arg[0] is the script, arg[1..] its arguments
-  local script_args = { [0] = path, table.unpack(argv, 2) }
+  local script_args = { [0] = path, table.unpack(argv, interactive and 3 or 2) }
   _G.arg = script_args
-  return M.protected(chunk, table.unpack(script_args))
+  if not interactive then return M.protected(chunk, table.unpack(script_args)) end
+  -- -i: the recipe's globals and first result (`_`) stay at hand in the REPL,
+  -- and its containers live on until the REPL ends
+  return M.protected(function()
+    local ok, result = xpcall(chunk, debug.traceback, table.unpack(script_args))
+    if ok then
+      env._ = result
+    else
+      io.stderr:write("lbox: the recipe failed: ", tostring(errors.is_user_error(result) and result.message or result), "\n")
+    end
+    return repl.run(env)
+  end)
 end
 
 return M

@@ -101,6 +101,7 @@ M.init_steps = {
   end },
   { "mount_dev", function(ctx) rootfs.mount_dev(ctx.spec.root, ctx.console) end },
   { "mount_volumes", function(ctx) rootfs.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
+  { "mount_tmpfs", function(ctx) rootfs.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) rootfs.mount_etc_files(ctx.spec.root) end },
   { "mask_paths", function(ctx) rootfs.mask_paths(ctx.spec.root) end },
   { "pivot_root", function(ctx) rootfs.pivot(ctx.spec.root) end },
@@ -113,13 +114,18 @@ M.init_steps = {
     if ctx.spec.read_only then rootfs.make_read_only() end
   end },
   { "stdio", function(ctx)
+    -- descriptors of lbox's the spec names (a pipe to another container, say)
+    for fd, name in pairs { [0] = "stdin", [1] = "stdout", [2] = "stderr" } do
+      local from = ctx.spec.stdio[name]
+      if from then try("cannot attach " .. name, core.dup2(from, fd)) end
+    end
     if ctx.console then
       -- the terminal, opened again as the container's /dev/console
       local console = try("cannot open the console", core.open("/dev/console", "rw"))
       try("cannot start a session", core.setsid())
       try("cannot take the terminal", core.set_controlling_tty(console))
       for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
-    elseif not ctx.spec.stdin then
+    elseif not ctx.spec.stdin and not ctx.spec.stdio.stdin then
       local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
       try("cannot detach stdin", core.dup2(null, 0))
     end
@@ -132,15 +138,23 @@ M.init_steps = {
     try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
   end },
   { "exec", function(ctx)
+    if ctx.payload then
+      -- a Lua function as the container's PID 1: its result is the exit code
+      local ok, result = xpcall(ctx.payload, debug.traceback, ctx)
+      if not ok then io.stderr:write("lbox: the container's Lua payload failed: ", tostring(result), "\n") end
+      io.stdout:flush()
+      io.stderr:flush()
+      core._exit(ok and (math.tointeger(result) or (result == false and 1) or 0) or 1)
+    end
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }
 
 -- The child never returns into lbox's code: it execs, or reports why not
 -- on the error pipe and leaves with _exit.
-local function run_init(ctx)
+local function run_init(steps, ctx)
   local ok, err = xpcall(function()
-    for _, step in ipairs(M.init_steps) do step[2](ctx) end
+    for _, step in ipairs(steps) do step[2](ctx) end
   end, function(e)
     if errors.is_user_error(e) then return e end
     return { message = "internal error in the container's init: " .. debug.traceback(tostring(e), 2),
@@ -203,7 +217,8 @@ M.start_steps = {
     c.pid = pid or try("cannot create the container process", core.clone(flags))
     if c.pid == 0 then
       core.close(c.sync_write)
-      run_init { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console }
+      run_init(c.init_steps, { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console,
+                               payload = c.payload })
     end
     c:close_fds("sync_read", "error_write", "pty_slave")
     rootfs.record_pid(c.id, c.pid)
@@ -243,7 +258,50 @@ function M.new(spec, labels)
   local self = setmetatable({ spec = spec_check.normalize(spec, labels) }, Container)
   self.id = self.spec.id
   self.state = "created"
+  -- functions do not travel over the pipe: the forked init has its own copy
+  if type(spec.command) == "function" then self.payload = spec.command end
+  self.start_steps = table.move(M.start_steps, 1, #M.start_steps, 1, {})
+  self.init_steps = table.move(M.init_steps, 1, #M.init_steps, 1, {})
   return self
+end
+
+-- Insert step { name, fn } next to the step called `anchor`, in whichever
+-- of this container's two lists has it.
+local function insert_step(self, anchor, offset, name, fn)
+  if self.state ~= "created" then error("steps can only change before start", 3) end
+  if type(name) ~= "string" or type(fn) ~= "function" then
+    error("a step needs a name and a function", 3)
+  end
+  for _, steps in ipairs { self.start_steps, self.init_steps } do
+    for i, step in ipairs(steps) do
+      if step[1] == anchor then
+        table.insert(steps, i + offset, { name, fn })
+        return self
+      end
+    end
+  end
+  error(string.format("no step %q (see lbox.start_steps and lbox.init_steps)", tostring(anchor)), 3)
+end
+
+--- Run `fn(ctx)` just before the step called `anchor`. Start steps get
+-- the container, init steps (in the container, before exec) the init
+-- context { spec, console, payload }. @return self
+function Container:before(anchor, name, fn)
+  return insert_step(self, anchor, 0, name, fn)
+end
+
+--- Run `fn(ctx)` just after the step called `anchor`. @see before
+function Container:after(anchor, name, fn)
+  return insert_step(self, anchor, 1, name, fn)
+end
+
+--- The names of this container's steps, in order: start steps, then init steps.
+function Container:steps()
+  local names = {}
+  for _, steps in ipairs { self.start_steps, self.init_steps } do
+    for _, step in ipairs(steps) do names[#names + 1] = step[1] end
+  end
+  return names
 end
 
 --- Start the container: its command runs when this returns.
@@ -255,7 +313,7 @@ function Container:start()
   self.state = "starting"
   live[self] = true
   local ok, err = pcall(function()
-    for _, step in ipairs(M.start_steps) do step[2](self) end
+    for _, step in ipairs(self.start_steps) do step[2](self) end
   end)
   if not ok then
     self:destroy()
@@ -291,6 +349,88 @@ end
 function Container:kill(sig)
   if self.state ~= "running" then return nil, "container is not running" end
   return core.kill(self.pid, sig or core.SIGTERM)
+end
+
+-- The namespaces `exec` joins, in order: the cgroup namespace after the
+-- cgroup itself, the mount namespace last (it changes / and the cwd).
+local JOINED_NAMESPACES = {
+  { "cgroup", core.CLONE_NEWCGROUP }, { "ipc", core.CLONE_NEWIPC }, { "uts", core.CLONE_NEWUTS },
+  { "net", core.CLONE_NEWNET }, { "pid", core.CLONE_NEWPID }, { "mnt", core.CLONE_NEWNS },
+}
+
+--- Run `argv` inside the running container: in every one of its
+-- namespaces, PID and mount included, and in its cgroup, with its
+-- environment plus `opts.env` (a name -> value map), in `opts.workdir`.
+-- Output goes where lbox's goes.
+-- @return status { exit_code, how, code } | nil, message when not running
+function Container:exec(argv, opts)
+  opts = opts or {}
+  if self.state ~= "running" then return nil, "container is not running" end
+  if type(argv) ~= "table" or #argv == 0 then error("exec needs a command list", 2) end
+  for i, word in ipairs(argv) do
+    if type(word) ~= "string" then error(string.format("exec: item %d of the command is not a string", i), 2) end
+  end
+  local env = {}
+  for name, value in pairs(self.spec.env) do env[name] = value end
+  for name, value in pairs(opts.env or {}) do env[name] = value end
+  local error_read, error_write = try("cannot create a pipe", core.pipe())
+  local target = self.pid
+  local steps = {
+    { "join_cgroup", function()
+      if self.cgroup then try("cannot join the container's cgroup", self.cgroup:attach(core.getpid())) end
+    end },
+    { "join_namespaces", function()
+      for _, ns in ipairs(JOINED_NAMESPACES) do
+        local fd = core.open("/proc/" .. target .. "/ns/" .. ns[1])
+        if fd then
+          -- a namespace the container shares with lbox is joined as well: no change
+          try("cannot join the container's " .. ns[1] .. " namespace", core.setns(fd, ns[2]))
+          core.close(fd)
+        end
+      end
+    end },
+    { "enter_pid_namespace", function()
+      -- setns(pid) places children only: the command runs in a child
+      local child = try("cannot create the process", core.clone(0))
+      if child ~= 0 then
+        core.close(error_write)
+        local _, how, code = core.waitpid(child)
+        core._exit(how == "exited" and code or errors.codes.signal_base + code)
+      end
+    end },
+    { "workdir", function()
+      try("cannot enter the working directory", core.chdir(opts.workdir or self.spec.workdir or "/"))
+    end },
+    { "capabilities", function() try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES)) end },
+    { "signals", function()
+      try("cannot reset signals", core.signal(RESET_SIGNALS, "default"))
+      try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
+    end },
+    { "exec", function() exec.execvp(argv, env) end },
+  }
+  local pid = try("cannot create the process", core.clone(0))
+  if pid == 0 then
+    core.close(error_read)
+    run_init(steps, { error_fd = error_write })
+  end
+  core.close(error_write)
+  local chunks = {}
+  repeat
+    local chunk = core.read(error_read, READ_SIZE) or ""
+    chunks[#chunks + 1] = chunk
+  until chunk == ""
+  core.close(error_read)
+  local _, how, code = core.waitpid(pid)
+  local report = #chunks > 1 and wire.decode(table.concat(chunks))
+  if report then errors.raise(report.message, report.code) end
+  return { how = how, code = code, exit_code = how == "exited" and code or errors.codes.signal_base + code }
+end
+
+--- What the container uses now, from its cgroup: { memory = bytes,
+-- pids = count, cpu_usec = microseconds } for the limits it was given
+-- (a container without limits has no cgroup, and gets {}).
+function Container:stats()
+  return self.cgroup and self.cgroup:stats() or {}
 end
 
 local function relay(from, to)

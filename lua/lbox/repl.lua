@@ -1,13 +1,76 @@
---- A Lua REPL with `lbox` loaded, in the manner of lua.c: an expression
--- prints its values, an incomplete chunk asks for more lines, an error is
--- reported and the REPL goes on.
+--- The lbox REPL, in the manner of lua.c: an expression prints its values
+-- (tables laid out, containers by id and state), an incomplete chunk asks
+-- for more lines, an error is reported and the REPL goes on. On a terminal:
+-- line editing, history and tab completion (readline). It ends on Ctrl-D,
+-- os.exit, SIGHUP or SIGTERM, and every container it started is removed.
+local container = require "lbox.container"
+local core = require "lbox.core"
+
 local M = {}
 
-local function print_values(n, ...)
-  if n == 0 then return end
-  local out = {}
-  for i = 1, n do out[i] = tostring((select(i, ...))) end
-  print(table.concat(out, "\t"))
+local KEYWORDS = { "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
+                   "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while" }
+local ENDING_SIGNALS = { core.SIGHUP, core.SIGTERM }
+
+--- `value` as the REPL shows it: tables laid out with sorted keys (to
+-- `depth` levels), anything with a __tostring by it, strings quoted.
+function M.show(value, depth, indent, seen)
+  depth, indent, seen = depth or 3, indent or "", seen or {}
+  local kind = type(value)
+  if kind == "string" then return string.format("%q", value) end
+  if kind ~= "table" then return tostring(value) end
+  local mt = getmetatable(value)
+  if mt and mt.__tostring then return tostring(value) end
+  if seen[value] then return "<cycle>" end
+  if depth == 0 or next(value) == nil then return next(value) == nil and "{}" or "{...}" end
+  seen[value] = true
+  local keys = {}
+  for k in pairs(value) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
+    return type(a) < type(b)
+  end)
+  local lines = {}
+  for _, k in ipairs(keys) do
+    local key = (type(k) == "string" and k:match("^[%a_][%w_]*$")) and k or "[" .. M.show(k, 0) .. "]"
+    lines[#lines + 1] = indent .. "  " .. key .. " = " .. M.show(value[k], depth - 1, indent .. "  ", seen)
+  end
+  seen[value] = nil
+  return "{\n" .. table.concat(lines, ",\n") .. "\n" .. indent .. "}"
+end
+
+--- Completions of `word` in `env`: globals and keywords, or the fields of
+-- a table reached by `a.b.` and the methods reached by `box:`.
+function M.complete(env, word)
+  local path, sep, partial = word:match("^(.-)([.:])([%w_]*)$")
+  local names, matches = {}, {}
+  local function add_keys(t)
+    local guard = 0
+    while type(t) == "table" and guard < 4 do
+      for k in pairs(t) do if type(k) == "string" then names[k] = true end end
+      local mt = getmetatable(t)
+      t = mt and type(mt.__index) == "table" and mt.__index or nil
+      guard = guard + 1
+    end
+  end
+  if path then
+    local value = env
+    for name in path:gmatch("[^.:]+") do
+      value = type(value) == "table" and value[name] or nil
+    end
+    add_keys(value)
+  else
+    partial = word
+    add_keys(env)
+    for _, k in ipairs(KEYWORDS) do names[k] = true end
+  end
+  for name in pairs(names) do
+    if name:sub(1, #partial) == partial and name:match("^[%a_][%w_]*$") then
+      matches[#matches + 1] = (path and path .. sep or "") .. name
+    end
+  end
+  table.sort(matches)
+  return matches
 end
 
 -- Compile `text`, preferring it as an expression; "incomplete" when the
@@ -21,36 +84,103 @@ local function compile(text, env)
   return chunk, msg
 end
 
---- Read-eval-print until end of input.
--- @param env the environment chunks run in (default: globals plus `lbox`)
-function M.run(env)
-  env = env or setmetatable({ lbox = require "lbox" }, { __index = _G })
-  print("lbox REPL (" .. _VERSION .. "): `lbox` is loaded; Ctrl-D leaves and removes its containers")
+--- Evaluate one more line; @return the text still pending (incomplete) | nil
+local function evaluate(env, pending, line)
+  local text = pending and pending .. "\n" .. line or line
+  local chunk, msg = compile(text, env)
+  if msg == "incomplete" then return text end
+  if not chunk then
+    print(msg)
+    return nil
+  end
+  local results = table.pack(xpcall(chunk, function(e)
+    -- the user's frames only: up to the REPL's own call
+    local trace = debug.traceback("", 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
+    return tostring(e) .. trace
+  end))
+  if not results[1] then
+    print(results[2])
+  elseif results.n > 1 then
+    local shown = {}
+    for i = 2, results.n do shown[#shown + 1] = M.show(results[i]) end
+    print(table.concat(shown, "\t"))
+    env._ = results[2]
+  end
+  return nil
+end
+
+--- The environment chunks run in: globals, `lbox`, and an os.exit that
+-- removes containers first.
+function M.environment()
+  local env = setmetatable({ lbox = require "lbox" }, { __index = _G })
+  env.os = setmetatable({ exit = function(...)
+    container.destroy_all()
+    return os.exit(...)
+  end }, { __index = os })
+  return env
+end
+
+local function plain_loop(env)
   local pending
   while true do
     io.stdout:write(pending and ">> " or "> ")
     io.stdout:flush()
     local line = io.stdin:read("l")
     if not line then break end
-    local text = pending and pending .. "\n" .. line or line
-    local chunk, msg = compile(text, env)
-    if msg == "incomplete" then
-      pending = text
-    else
-      pending = nil
-      if not chunk then
-        print(msg)
-      else
-        local results = table.pack(xpcall(chunk, debug.traceback))
-        if results[1] then
-          print_values(results.n - 1, table.unpack(results, 2, results.n))
-        else
-          print(tostring(results[2]))
-        end
-      end
+    pending = evaluate(env, pending, line)
+  end
+end
+
+-- readline's callback interface, so that the loop also watches a signalfd.
+local function terminal_loop(env, rl)
+  core.sigmask("block", ENDING_SIGNALS)
+  local sigfd = assert(core.signalfd(ENDING_SIGNALS))
+  local pending, done
+  rl.set_options { histfile = "~/.lbox_history", completion = true }
+  rl.set_complete_function(function(text, from, to)
+    return M.complete(env, text:sub(from, to))
+  end)
+  local function on_line(line)
+    if not line then
+      done = true
+      return
+    end
+    if line:find("%S") then rl.add_history(line) end
+    pending = evaluate(env, pending, line)
+    core.sigmask("block", ENDING_SIGNALS) -- a container's teardown may have unblocked them
+    rl.handler_remove()
+    rl.handler_install(pending and ">> " or "> ", on_line)
+  end
+  rl.handler_install("> ", on_line)
+  while not done do
+    local ready = core.poll({ 0, sigfd }, -1) or {}
+    if ready[sigfd] then
+      done = true
+      io.stdout:write("\nlbox: signal ", tostring(core.read_signal(sigfd)), ": leaving")
+    elseif ready[0] then
+      rl.read_char()
     end
   end
+  rl.handler_remove()
+  rl.save_history()
+  core.close(sigfd)
+  container.destroy_all()
+  core.sigmask("unblock", ENDING_SIGNALS)
+end
+
+--- Read-eval-print until the input ends or SIGHUP/SIGTERM arrives.
+-- @param env the environment chunks run in (default: M.environment())
+function M.run(env)
+  env = env or M.environment()
+  print("lbox REPL (" .. _VERSION .. "): `lbox` is loaded; Ctrl-D leaves and removes its containers")
+  local has_readline, rl = pcall(require, "readline")
+  if has_readline and core.isatty(0) then
+    terminal_loop(env, rl)
+  else
+    plain_loop(env)
+  end
   io.stdout:write("\n")
+  container.destroy_all()
   return 0
 end
 

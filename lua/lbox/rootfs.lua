@@ -249,6 +249,13 @@ function M.mount_volumes(root, volumes)
   end
 end
 
+--- An empty tmpfs at each target inside the root (writable even with --read-only).
+function M.mount_tmpfs(root, targets)
+  for _, target in ipairs(targets) do
+    mount(target, "tmpfs", ensure(root.path, target), "tmpfs", NOSUID | NODEV, "mode=1777,size=65536k")
+  end
+end
+
 --- /etc/hostname, /etc/hosts and /etc/resolv.conf from the container's directory.
 function M.mount_etc_files(root)
   for name, source in pairs(root.files) do

@@ -6,6 +6,10 @@
 --       rootfs = "/srv/root",                  -- a directory to run on as it is
 --       volumes = { { host = "/srv/data", target = "/data", readonly = false } },
 --       read_only = false,                     -- the root mounted read-only
+--       tmpfs = { "/work" },                   -- empty tmpfs mounts
+--       stdio = { stdin = fd, stdout = fd },   -- lbox's descriptors as the container's
+--   command may also be a Lua function: the container's init runs it
+--   instead of exec (fork semantics); its result is the exit code.
 --       env = { NAME = "value" },               -- added to PATH, HOME, HOSTNAME, TERM
 --       hostname = "box",                      -- default: the id's first 12 digits
 --       namespaces = { "uts", "pid", "mount", "ipc", "net", "cgroup" },
@@ -45,11 +49,15 @@ function M.normalize(spec, labels)
   local out = { limits = {}, env = {}, namespaces = {} }
 
   local command = spec.command
-  if type(command) ~= "table" or #command == 0 then bad("command", "a command to run is required") end
-  out.command = {}
-  for i, word in ipairs(command) do
-    if type(word) ~= "string" then bad("command", "item %d is not a string", i) end
-    out.command[i] = word
+  if type(command) == "function" then
+    out.command = { "(lua function)" } -- run in the container's init, see container.lua
+  else
+    if type(command) ~= "table" or #command == 0 then bad("command", "a command to run is required") end
+    out.command = {}
+    for i, word in ipairs(command) do
+      if type(word) ~= "string" then bad("command", "item %d is not a string", i) end
+      out.command[i] = word
+    end
   end
 
   out.id = spec.id or fs.random_hex(32)
@@ -75,6 +83,20 @@ function M.normalize(spec, labels)
   else
     out.image = spec.image or images.DEFAULT
     if not images.valid_name(out.image) then bad("image", "%q is not a valid image name", tostring(out.image)) end
+  end
+
+  out.stdio = {}
+  for name, fd in pairs(spec.stdio or {}) do
+    if name ~= "stdin" and name ~= "stdout" and name ~= "stderr" then bad("stdio", "unknown stream %q", tostring(name)) end
+    if math.type(fd) ~= "integer" or fd < 0 then bad("stdio", "%s must be a file descriptor number", name) end
+    out.stdio[name] = fd
+  end
+  out.tmpfs = {}
+  for i, target in ipairs(spec.tmpfs or {}) do
+    if type(target) ~= "string" or target:sub(1, 1) ~= "/" then
+      bad("tmpfs", "mount %d: target must be an absolute path in the container", i)
+    end
+    out.tmpfs[i] = target
   end
 
   out.volumes = {}
