@@ -28,21 +28,126 @@ describe("lbox API", function()
   it("sends signals to PID 1", function()
     local box = lbox.container { command = { "sh", "-c", "trap 'exit 4' USR1; while :; do sleep 0.05; done" } }
     box:start()
-    helper.sleep(0.2)
+    helper.sleep(0.3)
     assert.is_true(box:kill(core.SIGUSR1))
     assert.are.equal(4, box:wait().exit_code)
     assert.is_nil(box:kill(core.SIGUSR1))
   end)
 
-  it("checks the spec before anything exists", function()
-    for _, bad in ipairs {
-      {}, { command = "sh" }, { command = { 1 } }, { command = { "true" }, hostname = "a b" },
-      { command = { "true" }, namespaces = { "time" } }, { command = { "true" }, limits = { memroy = 1 } },
-      { command = { "true" }, limits = { memory = 1 } }, { command = { "true" }, workdir = "tmp" },
-      { command = { "true" }, env = { [1] = "A=1" } },
+  it("checks the spec before anything exists, naming the field", function()
+    local T = { "true" }
+    for _, case in ipairs {
+      { "nope", "container spec must be a table" },
+      { {}, "^command: a command to run is required" },
+      { { command = "sh" }, "^command: a command to run is required" },
+      { { command = { 1 } }, "^command: item 1 is not a string" },
+      { { command = T, hostname = "a b" }, "^hostname: " },
+      { { command = T, id = "xyz" }, "^id: must be 64 lowercase hex digits" },
+      { { command = T, namespaces = { "time" } }, '^namespaces: unknown namespace "time"' },
+      { { command = T, limits = { memroy = 1 } }, '^limits: unknown limit "memroy"' },
+      { { command = T, limits = { memory = 1 } }, "^limits.memory: 1 must be a whole number" },
+      { { command = T, limits = { memory_swap = 10 ^ 9 } }, "^limits.memory_swap: needs a memory limit" },
+      { { command = T, limits = { cpus = 1000 } }, "^limits.cpus: 1000 is more than" },
+      { { command = T, limits = { cpu_shares = 1 } }, "^limits.cpu_shares: " },
+      { { command = T, limits = { cpuset_cpus = "x" } }, "^limits.cpuset_cpus: invalid cpu list" },
+      { { command = T, limits = { pids = 0 } }, "^limits.pids: " },
+      { { command = T, workdir = "tmp" }, "^workdir: must be an absolute path" },
+      { { command = T, env = { [1] = "A=1" } }, "^env: " },
+      { { command = T, image = "a b" }, '^image: "a b" is not a valid image name' },
+      { { command = T, image = "busybox", rootfs = "/" }, "^rootfs: give an image or a rootfs, not both" },
+      { { command = T, rootfs = "relative" }, "^rootfs: must be an absolute path" },
+      { { command = T, volumes = { { host = "rel", target = "/x" } } }, "^volumes: volume 1: host must be" },
+      { { command = T, volumes = { { host = "/tmp", target = "x" } } }, "^volumes: volume 1: target must be" },
+      { { command = T, tmpfs = { "work" } }, "^tmpfs: mount 1: target must be" },
+      { { command = T, stdio = { stdout = "x" } }, "^stdio: stdout must be a file descriptor" },
+      { { command = T, stdio = { stdlog = 1 } }, '^stdio: unknown stream "stdlog"' },
     } do
-      assert.has_error(function() lbox.container(bad) end)
+      local ok, err = pcall(lbox.container, case[1])
+      assert.is_false(ok)
+      assert.matches(case[2], tostring(err))
     end
-    assert.are.same({}, helper.container_cgroups())
+  end)
+
+  it("lets a recipe add steps on both sides of the handoff", function()
+    local seen = {}
+    local box = lbox.container { command = { "cat", "/etc/motd" } }
+    box:after("cgroup", "note", function(c) seen.start_step = c.id end)
+    box:before("pivot_root", "motd", function(ctx)
+      local f = assert(io.open(ctx.spec.root.path .. "/etc/motd", "w"))
+      f:write("written before pivot_root\n")
+      f:close()
+    end)
+    local names = table.concat(box:steps(), " ")
+    assert.matches("cgroup note rootfs", names)
+    assert.matches("mask_paths motd pivot_root", names)
+    -- the lists of other containers are untouched
+    assert.is_nil(table.concat(lbox.container({ command = { "true" } }):steps(), " "):find("motd"))
+    local r, w = core.pipe()
+    box.spec.stdio.stdout = w
+    box:start()
+    core.close(w)
+    assert.are.equal(0, box:wait().exit_code)
+    assert.are.equal("written before pivot_root\n", core.read(r, 100))
+    core.close(r)
+    assert.are.equal(box.id, seen.start_step)
+    assert.has_error(function() box:before("pivot_root", "late", function() end) end,
+      "steps can only change before start")
+    assert.has_error(function() lbox.container({ command = { "true" } }):before("nope", "x", function() end) end)
+  end)
+
+  it("runs a Lua function as the container's PID 1", function()
+    local status = lbox.run { hostname = "payload", command = function()
+      local f = io.open("/etc/hostname")
+      local name = f:read("l")
+      f:close()
+      return (core.getpid() == 1 and name == "payload") and 5 or 1
+    end }
+    assert.are.equal(5, status.exit_code)
+    local failing = lbox.run { command = function() error("payload broke") end,
+                               stdio = { stderr = assert(core.open("/dev/null", "w")) } }
+    assert.are.equal(1, failing.exit_code)
+  end)
+
+  it("joins containers with pipes and gives them tmpfs mounts", function()
+    local r, w = core.pipe()
+    local out_r, out_w = core.pipe()
+    local producer = lbox.container { command = { "seq", "1", "100" }, stdio = { stdout = w } }
+    local consumer = lbox.container { command = { "sh", "-c", "wc -l; touch /scratch/ok && ls /scratch" },
+      stdio = { stdin = r, stdout = out_w }, tmpfs = { "/scratch" }, read_only = true }
+    producer:start()
+    consumer:start()
+    core.close(r); core.close(w); core.close(out_w)
+    assert.are.equal(0, producer:wait().exit_code)
+    assert.are.equal(0, consumer:wait().exit_code)
+    assert.are.equal("100\nok\n", core.read(out_r, 100))
+    core.close(out_r)
+  end)
+
+  it("executes commands inside a running container and reports its use", function()
+    local box = lbox.container { hostname = "target", command = { "sh", "-c", "echo there > /tmp/mark; sleep 30" },
+      limits = { memory = 64 * 1024 * 1024, pids = 20 } }
+    box:start()
+    helper.sleep(0.3)
+    local r, w = core.pipe()
+    -- exec's output goes where lbox's goes: point it at a pipe for the check
+    local saved = core.dup2(1, 99)
+    core.dup2(w, 1)
+    local status = box:exec({ "sh", "-c", "hostname; cat /tmp/mark; echo $$; exit 6" }, { env = { X = "1" } })
+    io.stdout:flush()
+    core.dup2(saved, 1)
+    core.close(saved); core.close(w)
+    assert.are.equal(6, status.exit_code)
+    local out = core.read(r, 200)
+    core.close(r)
+    assert.matches("^target\nthere\n%d+\n$", out)
+    assert.is_true(tonumber(out:match("(%d+)\n$")) < 10, "not in the container's pid namespace")
+    local ok, err = pcall(box.exec, box, { "no-such-command" })
+    assert.is_false(ok)
+    assert.matches("executable file not found", tostring(err))
+    local stats = box:stats()
+    assert.is_true(stats.memory > 0 and stats.memory < 64 * 1024 * 1024)
+    assert.is_true(stats.pids >= 1)
+    box:destroy()
+    assert.are.same({ nil, "container is not running" }, { box:exec({ "true" }) })
   end)
 end)

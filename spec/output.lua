@@ -6,8 +6,9 @@ return function(options)
   local handler = require("busted.outputHandlers.gtest")(options)
   -- gtest.lua (busted 2.1.1) indexes element.trace of a file that failed to
   -- load without checking it, and the run ends with no summary: give it one
-  busted.subscribe({ "error", "file" }, function(element)
+  busted.subscribe({ "error", "file" }, function(element, _, message)
     element.trace = element.trace or { short_src = element.name, currentline = 0 }
+    io.write(tostring(element.name), ": ", tostring(message), "\n")
     return nil, true
   end, { priority = 1 })
   busted.subscribe({ "suite", "end" }, function()

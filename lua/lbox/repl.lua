@@ -2,7 +2,8 @@
 -- (tables laid out, containers by id and state), an incomplete chunk asks
 -- for more lines, an error is reported and the REPL goes on. On a terminal:
 -- line editing, history and tab completion (readline). It ends on Ctrl-D,
--- os.exit, SIGHUP or SIGTERM, and every container it started is removed.
+-- os.exit, a hangup, SIGHUP or SIGTERM, and every container it started is
+-- removed.
 local container = require "lbox.container"
 local core = require "lbox.core"
 
@@ -131,37 +132,27 @@ local function plain_loop(env)
   end
 end
 
--- readline's callback interface, so that the loop also watches a signalfd.
+-- With readline. Its callback interface would let the loop poll a
+-- signalfd too, but lua-readline 3.1 closes the terminal's stream before
+-- readline is done with it (a use-after-free at handler_remove). So: the
+-- ending signals stay blocked; a hangup makes readline return nil at once,
+-- a SIGHUP or SIGTERM sent with kill is seen when the current line ends.
 local function terminal_loop(env, rl)
   core.sigmask("block", ENDING_SIGNALS)
   local sigfd = assert(core.signalfd(ENDING_SIGNALS))
-  local pending, done
   rl.set_options { histfile = "~/.lbox_history", completion = true }
   rl.set_complete_function(function(text, from, to)
     return M.complete(env, text:sub(from, to))
   end)
-  local function on_line(line)
-    if not line then
-      done = true
-      return
-    end
-    if line:find("%S") then rl.add_history(line) end
+  local pending
+  while true do
+    local line = rl.readline(pending and ">> " or "> ")
+    local ending = core.read_signal(sigfd)
+    if ending then io.stdout:write("\nlbox: signal ", ending, ": leaving") end
+    if not line or ending then break end
     pending = evaluate(env, pending, line)
     core.sigmask("block", ENDING_SIGNALS) -- a container's teardown may have unblocked them
-    rl.handler_remove()
-    rl.handler_install(pending and ">> " or "> ", on_line)
   end
-  rl.handler_install("> ", on_line)
-  while not done do
-    local ready = core.poll({ 0, sigfd }, -1) or {}
-    if ready[sigfd] then
-      done = true
-      io.stdout:write("\nlbox: signal ", tostring(core.read_signal(sigfd)), ": leaving")
-    elseif ready[0] then
-      rl.read_char()
-    end
-  end
-  rl.handler_remove()
   rl.save_history()
   core.close(sigfd)
   container.destroy_all()
