@@ -123,6 +123,25 @@ describe("lbox API", function()
     core.close(out_r)
   end)
 
+  it("joins the namespaces of another container", function()
+    local first = lbox.container { hostname = "first", command = { "sleep", "30" } }:start()
+    local r, w = core.pipe()
+    local second = lbox.container { hostname = "second", join = { net = first, uts = first, pid = first.pid },
+      command = { "sh", "-c", "hostname; readlink /proc/self/ns/net; ps -o comm | grep -c sleep" },
+      stdio = { stdout = w } }
+    second:start()
+    core.close(w)
+    assert.are.equal(0, second:wait().exit_code)
+    local out = core.read(r, 200)
+    core.close(r)
+    local net = require("lfs").symlinkattributes("/proc/" .. first.pid .. "/ns/net", "target")
+    assert.are.equal("first\n" .. net .. "\n1\n", out)
+    first:destroy()
+    for _, bad in ipairs { { mnt = first }, { net = first }, { net = "x" } } do
+      assert.has_error(function() lbox.container { command = { "true" }, join = bad } end)
+    end
+  end)
+
   it("executes commands inside a running container and reports its use", function()
     local box = lbox.container { hostname = "target", command = { "sh", "-c", "echo there > /tmp/mark; sleep 30" },
       limits = { memory = 64 * 1024 * 1024, pids = 20 } }

@@ -81,6 +81,14 @@ M.init_steps = {
     -- before any mount: nothing mounted here may propagate back to the host
     try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
   end },
+  { "join_namespaces", function(ctx)
+    -- those of another container, opened by lbox before the clone (pid: at the clone)
+    for name, fd in pairs(ctx.join_fds) do
+      if name ~= "pid" then
+        try("cannot join the " .. name .. " namespace", core.setns(fd, M.NAMESPACE_FLAGS[name]))
+      end
+    end
+  end },
   { "cgroup_namespace", function(ctx)
     -- after receive_spec: the child is in its cgroup, which becomes the
     -- namespace's root, so /proc/self/cgroup shows "0::/"
@@ -204,6 +212,13 @@ M.start_steps = {
     running_count = running_count + 1
     c.holds_signals = true
   end },
+  { "join", function(c)
+    c.join_fds = {}
+    for name, pid in pairs(c.spec.join) do
+      c.join_fds[name] = try("cannot open the " .. name .. " namespace of process " .. pid,
+        core.open("/proc/" .. pid .. "/ns/" .. name))
+    end
+  end },
   { "clone", function(c)
     local flags = 0
     for name in pairs(c.spec.namespaces) do flags = flags | (M.NAMESPACE_FLAGS[name] or 0) end
@@ -211,15 +226,26 @@ M.start_steps = {
     -- on kernels before 5.7, join_cgroup moves it there
     local cgroup_dir = c.cgroup and c.cgroup:unified_path()
     local cgroup_fd = cgroup_dir and core.open(cgroup_dir, "directory")
-    local pid = cgroup_fd and core.clone(flags, cgroup_fd)
+    -- a pid namespace is joined for children only: lbox enters it for the
+    -- clone and goes back to its own
+    local own_pid_ns = c.join_fds.pid and try("cannot open lbox's pid namespace", core.open("/proc/self/ns/pid"))
+    if own_pid_ns then try("cannot join the pid namespace", core.setns(c.join_fds.pid, core.CLONE_NEWPID)) end
+    local pid, msg = cgroup_fd and core.clone(flags, cgroup_fd)
     if cgroup_fd then core.close(cgroup_fd) end
     c.born_in_cgroup = pid ~= nil
-    c.pid = pid or try("cannot create the container process", core.clone(flags))
+    if not pid then pid, msg = core.clone(flags) end
+    c.pid = pid
     if c.pid == 0 then
       core.close(c.sync_write)
       run_init(c.init_steps, { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console,
-                               payload = c.payload })
+                               payload = c.payload, join_fds = c.join_fds })
     end
+    if own_pid_ns then
+      core.setns(own_pid_ns, core.CLONE_NEWPID)
+      core.close(own_pid_ns)
+    end
+    c:close_joined()
+    if not c.pid then errors.raise("cannot create the container process: " .. tostring(msg)) end
     c:close_fds("sync_read", "error_write", "pty_slave")
     rootfs.record_pid(c.id, c.pid)
   end },
@@ -321,6 +347,11 @@ function Container:start()
   end
   self.state = "running"
   return self
+end
+
+function Container:close_joined()
+  for _, fd in pairs(self.join_fds or {}) do core.close(fd) end
+  self.join_fds = {}
 end
 
 function Container:close_fds(...)
@@ -485,6 +516,7 @@ function Container:destroy()
     self:reap()
   end
   self:close_fds("sync_read", "sync_write", "error_read", "error_write", "pty_master", "pty_slave")
+  self:close_joined()
   if self.saved_terminal then
     terminal.restore(0, self.saved_terminal)
     self.saved_terminal = nil

@@ -4,7 +4,8 @@
 --     local box = lbox.container { command = { "hostname" }, hostname = "demo" }
 --     local status = box:start():wait()   -- status.exit_code == 0
 --
--- See lbox.spec for the fields of a container spec.
+-- The spec's fields: lbox.spec; the methods (start, wait, exec, kill,
+-- stats, destroy, before, after): lbox.container; the reference: lua/API.md.
 local container = require "lbox.container"
 
 local lbox = {}

@@ -14,6 +14,8 @@
 --       hostname = "box",                      -- default: the id's first 12 digits
 --       namespaces = { "uts", "pid", "mount", "ipc", "net", "cgroup" },
 --                                              -- the default; "cgroup" on v2 hosts only, as docker
+--       join = { net = box, uts = 1234 },      -- share these of a running container (or pid)
+--                                              --   instead of new ones: net, ipc, uts, pid
 --       tty = false, stdin = false,             -- -t and -i
 --       workdir = "/",                          -- absolute path
 --       limits = { memory = bytes, memory_swap = bytes or -1, cpus = 1.5,
@@ -32,6 +34,7 @@ local M = {}
 
 M.DEFAULT_NAMESPACES = { "uts", "pid", "mount", "ipc", "net" }
 local KNOWN_NAMESPACES = { uts = true, pid = true, mount = true, ipc = true, net = true, cgroup = true }
+local JOINABLE_NAMESPACES = { net = true, ipc = true, uts = true, pid = true }
 M.MIN_MEMORY = 6 * 1024 * 1024 -- docker's minimum: below it the runtime itself cannot start
 M.CPU_ONLINE = "/sys/devices/system/cpu/online"
 M.NODE_ONLINE = "/sys/devices/system/node/online"
@@ -118,6 +121,16 @@ function M.normalize(spec, labels)
   for _, name in ipairs(namespaces) do
     if not KNOWN_NAMESPACES[name] then bad("namespaces", "unknown namespace %q", tostring(name)) end
     out.namespaces[name] = true
+  end
+  out.join = {}
+  for name, target in pairs(spec.join or {}) do
+    if not JOINABLE_NAMESPACES[name] then bad("join", "cannot join a %q namespace (net, ipc, uts, pid)", tostring(name)) end
+    local pid = type(target) == "table" and target.state == "running" and target.pid or target
+    if math.type(pid) ~= "integer" or pid <= 0 then
+      bad("join", "%s: a running container or a process id expected", name)
+    end
+    out.join[name] = pid
+    out.namespaces[name] = nil -- joined, not made
   end
 
   out.env = { PATH = exec.DEFAULT_PATH, HOME = "/root", HOSTNAME = out.hostname, TERM = out.tty and "xterm" or nil }
