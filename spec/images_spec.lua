@@ -87,7 +87,7 @@ describe("images", function()
     assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-committed" }).code)
     local gone = helper.lbox_run { "commit", id, "lbox-spec-never" }
     assert.are.equal(125, gone.code)
-    assert.matches('^lbox: error: no running container "%x+"', gone.err)
+    assert.matches('^lbox: error: no such container: %x+', gone.err)
     assert.matches("is not a container id", helper.lbox_run({ "export", "../x", "/tmp/x.tar" }).err)
   end)
 

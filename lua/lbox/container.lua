@@ -9,6 +9,7 @@ local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
+local state = require "lbox.state"
 local terminal = require "lbox.terminal"
 local wire = require "lbox.wire"
 
@@ -247,7 +248,7 @@ M.start_steps = {
     c:close_joined()
     if not c.pid then errors.raise("cannot create the container process: " .. tostring(msg)) end
     c:close_fds("sync_read", "error_write", "pty_slave")
-    rootfs.record_pid(c.id, c.pid)
+    state.update(c.id, { pid = c.pid, status = "running", started = os.time() })
   end },
   { "join_cgroup", function(c)
     if c.born_in_cgroup then
@@ -372,6 +373,10 @@ function Container:reap(nohang)
                     exit_code = how == "exited" and code or errors.codes.signal_base + code }
     if self.cgroup then self.status.oom = self.cgroup:oom_killed() end
     self.state = "exited"
+    if self.has_directory then
+      state.update(self.id, { status = "exited", exit_code = self.status.exit_code, oom = self.status.oom,
+                              finished = os.time() })
+    end
   end
   return self.status
 end
@@ -537,8 +542,10 @@ function Container:destroy()
     self.cgroup = nil
   end
   if self.has_directory then
-    local ok, msg = rootfs.remove(self.id)
-    if not ok then return nil, msg end
+    if not self.spec.keep then
+      local ok, msg = rootfs.remove(self.id)
+      if not ok then return nil, msg end
+    end
     self.has_directory = false
     self:close_fds("directory_lock")
   end

@@ -6,6 +6,7 @@ local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
 local lfs = require "lfs"
+local state = require "lbox.state"
 
 local M = {}
 
@@ -42,7 +43,9 @@ local function sweep()
     local dir = base .. "/" .. id
     local fd = core.open(dir .. "/lock", "rw")
     if fd then
-      if core.flock(fd, "exclusive", "nowait") then fs.remove_tree(dir) end
+      -- a kept container stays until lbox rm
+      local kept = (state.read(id) or {}).keep
+      if not kept and core.flock(fd, "exclusive", "nowait") then fs.remove_tree(dir) end
       core.close(fd)
     elseif os.time() - (lfs.attributes(dir, "modification") or os.time()) > STALE_UNLOCKED_SECONDS then
       fs.remove_tree(dir)
@@ -59,9 +62,26 @@ function M.prepare(id, spec)
   local dir = M.container_dir(id)
   if dir:find("[,:]") then errors.raise("the store path may not contain ',' or ':': " .. images.store()) end
   sweep()
+  -- one at a time through here, so that two containers never take one name
+  try("cannot create the store", fs.mkdir_p(images.store() .. "/containers"))
+  local store_lock <close> = setmetatable({ fd = try("cannot lock the store",
+    core.open(images.store() .. "/containers.lock", "create")) }, { __close = function(l) core.close(l.fd) end })
+  core.flock(store_lock.fd, "exclusive")
+  if spec.name then
+    for _, other in ipairs(state.list()) do
+      if other.name == spec.name then
+        errors.raise(string.format("the name %q is taken by container %s: remove it or choose another",
+          spec.name, other.id:sub(1, 12)))
+      end
+    end
+  end
   try("cannot create the container's directory", fs.mkdir_p(dir))
   local lock_fd = try("cannot lock the container's directory", core.open(dir .. "/lock", "create"))
   core.flock(lock_fd, "exclusive")
+  state.write(id, {
+    id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
+    created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
+  })
   local root = { files = {} }
   if spec.rootfs then
     if fs.kind(spec.rootfs) ~= "directory" then
@@ -95,28 +115,14 @@ function M.prepare(id, spec)
   return root, lock_fd
 end
 
---- In lbox, once the container's init exists: record its pid, for commands
--- that act on a running container (commit, export).
-function M.record_pid(id, pid)
-  local dir = M.container_dir(id)
-  fs.write_file(dir .. "/pid.tmp", tostring(pid))
-  try("cannot record the container's pid", os.rename(dir .. "/pid.tmp", dir .. "/pid"))
-end
-
---- The running container whose id starts with `prefix`.
--- @return id, pid of its init; raises a user error when none or several match
-function M.find_running(prefix)
-  if type(prefix) ~= "string" or not prefix:match("^%x+$") then
-    errors.raise(string.format("%q is not a container id", tostring(prefix)))
+--- The running container whose id starts with `ref` (or named `ref`).
+-- @return id, pid of its init; raises a user error when there is none
+function M.find_running(ref)
+  local found = state.find(ref)
+  if found.status ~= "running" or not found.pid then
+    errors.raise(string.format("container %s is not running", found.id:sub(1, 12)))
   end
-  local found = {}
-  for id in fs.dir(images.store() .. "/containers") do
-    local pid = id:sub(1, #prefix) == prefix and tonumber(fs.read_file(M.container_dir(id) .. "/pid") or "")
-    if pid and core.kill(pid, 0) then found[#found + 1] = { id, pid } end
-  end
-  if #found == 0 then errors.raise(string.format("no running container %q", prefix)) end
-  if #found > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", prefix)) end
-  return found[1][1], found[1][2]
+  return found.id, found.pid
 end
 
 --- In lbox, after the container ended: remove its directory. The layer's

@@ -22,6 +22,9 @@
 --                  cpu_shares = 2..262144, cpuset_cpus = "0-1",
 --                  cpuset_mems = "0", pids = n or -1 },
 --       id = "64 hex digits",                   -- default: random
+--       name = "web",                           -- unique among the store's containers
+--       keep = false,                           -- keep its directory (layer, state, log) once
+--                                              --   it ended, for ps -a, logs, commit, rm
 --     }
 local cgroups = require "lbox.cgroups"
 local errors = require "lbox.errors"
@@ -71,6 +74,11 @@ function M.normalize(spec, labels)
   if type(out.hostname) ~= "string" or not out.hostname:match("^[%w][%w.-]*$") or #out.hostname > 64 then
     bad("hostname", "%q is not a valid hostname (letters, digits, '.' and '-', at most 64)", tostring(out.hostname))
   end
+  if spec.name ~= nil and (type(spec.name) ~= "string" or not spec.name:match("^[%w][%w_.-]*$") or #spec.name > 128) then
+    bad("name", "%q is not a valid name (letters, digits, '_', '.' and '-')", tostring(spec.name))
+  end
+  out.name = spec.name
+  out.keep = spec.keep and true or false
   out.tty = spec.tty and true or false
   out.stdin = spec.stdin and true or false
   if spec.workdir ~= nil and (type(spec.workdir) ~= "string" or spec.workdir:sub(1, 1) ~= "/") then

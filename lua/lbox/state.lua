@@ -1,0 +1,97 @@
+--- What lbox knows of each container, on disk: `state.json` in the
+-- container's directory ($LBOX_STORE/containers/<id>), replaced atomically
+-- (write, then rename), so a reader never sees half of it. Whether a
+-- container runs is not written down but asked: the process that owns it
+-- (lbox, or a detached container's monitor) holds the directory's lock.
+local cjson = require "cjson"
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+local fs = require "lbox.fs"
+local images = require "lbox.images"
+
+local M = {}
+
+function M.base()
+  return images.store() .. "/containers"
+end
+
+function M.dir(id)
+  return M.base() .. "/" .. id
+end
+
+-- cjson reads every number as a float: pids and exit codes are integers
+local function integers(t)
+  for k, v in pairs(t) do
+    if math.type(v) == "float" and math.tointeger(v) then t[k] = math.tointeger(v) end
+  end
+  return t
+end
+
+--- The state of container `id` | nil
+function M.read(id)
+  local text = fs.read_file(M.dir(id) .. "/state.json")
+  local ok, state = pcall(cjson.decode, text or "")
+  return ok and type(state) == "table" and integers(state) or nil
+end
+
+--- Replace the state of container `id` with `state`.
+function M.write(id, state)
+  local path = M.dir(id) .. "/state.json"
+  fs.write_file(path .. ".tmp", cjson.encode(state))
+  errors.try("cannot record the container's state", os.rename(path .. ".tmp", path))
+end
+
+--- Merge `changes` into the state of container `id`.
+function M.update(id, changes)
+  local state = M.read(id) or { id = id }
+  for k, v in pairs(changes) do state[k] = v end
+  M.write(id, state)
+  return state
+end
+
+--- Is the owner of container `id` alive (does it hold the lock)?
+function M.owned(id)
+  local fd = core.open(M.dir(id) .. "/lock", "rw")
+  if not fd then return false end
+  local free = core.flock(fd, "exclusive", "nowait")
+  core.close(fd) -- releases the probe's lock, if it got it
+  return not free
+end
+
+--- The state of `id` as it is now: a "running" container whose owner died
+-- is shown as exited, with no exit code known.
+function M.current(id)
+  local state = M.read(id)
+  if not state then return nil end
+  if state.status == "running" and not M.owned(id) then
+    state.status, state.exit_code, state.lost = "exited", state.exit_code or -1, true
+  end
+  return state
+end
+
+--- Every container's current state, newest first.
+function M.list()
+  local list = {}
+  for id in fs.dir(M.base()) do
+    local state = #id == 64 and M.current(id)
+    if state then list[#list + 1] = state end
+  end
+  table.sort(list, function(a, b) return (a.created or "") > (b.created or "") end)
+  return list
+end
+
+--- The container `ref` names: a full id, a unique id prefix, or a name.
+-- @return its current state; raises a user error when none or several match
+function M.find(ref)
+  if type(ref) ~= "string" or ref == "" then errors.raise("a container id or name is required") end
+  local matches = {}
+  for _, state in ipairs(M.list()) do
+    if state.name == ref or state.id == ref then return state end
+    if ref:match("^%x+$") and state.id:sub(1, #ref) == ref then matches[#matches + 1] = state end
+  end
+  if #matches == 0 then errors.raise(string.format("no such container: %s", ref)) end
+  if #matches > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", ref)) end
+  return matches[1]
+end
+
+return M
