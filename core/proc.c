@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <grp.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,6 +145,49 @@ static int proc_limit_capabilities(lua_State *L) {
   return 1;
 }
 
+static lua_Integer check_id(lua_State *L, int arg) {
+  lua_Integer id = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, id >= 0 && id < 0xffffffffLL, arg, "user or group id out of range");
+  return id;
+}
+
+/* setuid(uid) -> true | fail, msg, errno. See setuid(2). */
+static int proc_setuid(lua_State *L) {
+  if (setuid((uid_t)check_id(L, 1)) < 0)
+    return lbox_fail(L, "setuid", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* setgid(gid) -> true | fail, msg, errno. See setgid(2). */
+static int proc_setgid(lua_State *L) {
+  if (setgid((gid_t)check_id(L, 1)) < 0)
+    return lbox_fail(L, "setgid", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* setgroups(gids) -> true | fail, msg, errno: the supplementary groups,
+ * at most 64. See setgroups(2). */
+static int proc_setgroups(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  gid_t groups[64];
+  lua_Integer n = luaL_len(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= 64, 1, "at most 64 groups");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
+    int isnum;
+    lua_Integer gid = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    luaL_argcheck(L, isnum && gid >= 0 && gid < 0xffffffffLL, 1, "list of group ids expected");
+    groups[i - 1] = (gid_t)gid;
+  }
+  if (setgroups((size_t)n, groups) < 0)
+    return lbox_fail(L, "setgroups", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int proc_getpid(lua_State *L) {
   lua_pushinteger(L, getpid());
   return 1;
@@ -163,6 +207,9 @@ static const luaL_Reg proc_funcs[] = {
   {"kill", proc_kill},
   {"limit_capabilities", proc_limit_capabilities},
   {"set_pdeathsig", proc_set_pdeathsig},
+  {"setgid", proc_setgid},
+  {"setgroups", proc_setgroups},
+  {"setuid", proc_setuid},
   {"waitpid", proc_waitpid},
   {NULL, NULL}
 };

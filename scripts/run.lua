@@ -2,8 +2,10 @@
 -- container on IMAGE (default: the built-in busybox image), in new UTS, PID,
 -- mount, IPC and network namespaces, with optional limits.
 local errors = require "lbox.errors"
+local fs = require "lbox.fs"
 local images = require "lbox.images"
 local lbox = require "lbox"
+local monitor = require "lbox.monitor"
 local lfs = require "lfs"
 local options = require "lbox.options"
 local units = require "lbox.units"
@@ -17,7 +19,11 @@ local RUN_OPTIONS = {
   { "rootfs", value = "DIR", help = "run on this directory instead of an image" },
   { "volume", short = "v", value = "HOST:CTR[:ro]", list = true, help = "bind-mount a host path (repeatable)" },
   { "read-only", help = "mount the container's root read-only" },
-  { "rm", help = "remove the container when it ends (the default for now)" },
+  { "detach", short = "d", help = "run in the background and print the container's id" },
+  { "name", value = "NAME", help = "a unique name for the container" },
+  { "rm", help = "remove the container when it ends (always, without -d)" },
+  { "env-file", value = "FILE", list = true, help = "read NAME=VALUE lines from FILE" },
+  { "user", short = "u", value = "UID[:GID]", help = "run the command as this user" },
   { "memory", short = "m", value = "SIZE", aliases = { "mem" }, help = "memory limit: 100m, 1g (mydocker: -mem)" },
   { "memory-swap", value = "SIZE", help = "memory plus swap limit; -1 for unlimited swap" },
   { "cpus", value = "N", help = "CPU quota in CPUs: 1.5" },
@@ -31,6 +37,7 @@ local RUN_OPTIONS = {
 
 local LABELS = {
   hostname = "--hostname", workdir = "--workdir", env = "--env", rootfs = "--rootfs", image = "image",
+  name = "--name", user = "--user",
   volumes = "--volume",
   ["limits.memory"] = "--memory", ["limits.memory_swap"] = "--memory-swap",
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
@@ -64,9 +71,33 @@ local function limits_from(opts)
   return limits
 end
 
-local function env_from(list)
+-- docker's env files: NAME=VALUE or NAME (the host's value) per line; # comments
+local function env_file_lines(files)
+  local lines = {}
+  for _, file in ipairs(files or {}) do
+    local text = fs.read_file(file) or errors.raise(string.format("--env-file %s: cannot read it", file))
+    local n = 0
+    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+      n = n + 1
+      line = line:gsub("\r$", "")
+      if line:find("%S") and not line:match("^%s*#") then
+        local name = line:match("^([^=]*)")
+        if name == "" or name:find("[%s%z]") then
+          errors.raise(string.format("--env-file %s:%d: %q is not NAME=VALUE", file, n, line))
+        end
+        lines[#lines + 1] = line
+      end
+    end
+  end
+  return lines
+end
+
+-- the environment from --env-file, then -e (which wins)
+local function env_from(list, files)
   local env = {}
-  for _, item in ipairs(list or {}) do
+  local items = env_file_lines(files)
+  for _, item in ipairs(list or {}) do items[#items + 1] = item end
+  for _, item in ipairs(items) do
     local name, value = item:match("^([^=]*)=(.*)$")
     name = name or item
     value = value or os.getenv(name)
@@ -123,13 +154,22 @@ local spec = {
   volumes = volumes_from(opts.volume),
   read_only = opts["read-only"],
   hostname = opts.hostname,
-  env = env_from(opts.env),
+  env = env_from(opts.env, opts["env-file"]),
+  name = opts.name,
+  user = opts.user,
+  keep = opts.detach and not opts.rm,
+  accounting = opts.detach, -- lbox stats, for what runs in the background
   workdir = opts.workdir,
   stdin = opts.interactive,
   tty = opts.tty,
   limits = limits_from(opts),
 }
 local box = lbox.container(spec, LABELS)
+if opts.detach then
+  if opts.tty or opts.interactive then errors.raise("-d runs in the background: it takes neither -t nor -i") end
+  print(monitor.detach(box))
+  return 0
+end
 local status = box:start():wait()
 if status.oom then
   io.stderr:write(string.format("lbox: container %s was killed: out of memory (limit %s)\n",

@@ -12,7 +12,7 @@ local M = {}
 M.parent = "lbox"
 M.lock_path = "/run/lbox/cgroups.lock"
 -- controllers whose groups a sweep looks at
-local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuset", "pids" }
+local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuacct", "cpuset", "pids" }
 local CFS_PERIOD = 100000
 
 local read_file, exists = fs.read_file, fs.exists
@@ -219,20 +219,35 @@ end
 local Group = {}
 Group.__index = Group
 
---- Create the cgroup of container `id` with `limits`.
--- @return group | nil when the limits need no cgroup
-function M.create(id, limits)
+-- Controllers an accounted container's group has even without limits, for
+-- stats (v1 keeps CPU time in cpuacct).
+local ACCOUNTED_CONTROLLERS = { "memory", "pids", "cpu", "cpuacct" }
+
+--- Create the cgroup of container `id` with `limits`; with `accounting`,
+-- also in the controllers `stats` reads, limits or not.
+-- @return group | nil when no cgroup is needed
+function M.create(id, limits, accounting)
   local writes = M.plan(limits)
-  if #writes == 0 then return nil end
+  local controllers = {}
+  for _, w in ipairs(writes) do controllers[#controllers + 1] = w[1] end
+  if accounting then
+    for _, controller in ipairs(ACCOUNTED_CONTROLLERS) do
+      if M.hierarchy(controller) then controllers[#controllers + 1] = controller end
+    end
+  end
+  if #controllers == 0 then return nil end
   local self = setmetatable({ name = M.parent .. "/" .. id, controllers = {} }, Group)
   self.lock_fd = lock_groups()
   local ok, err = pcall(function()
     self.handle = errors.try("cannot create cgroup " .. self.name, core.cgroup_new(self.name))
-    for _, w in ipairs(writes) do
-      if not self.controllers[w[1]] then
-        self.controllers[w[1]] = true
-        prepare_parent(w[1])
+    for _, controller in ipairs(controllers) do
+      if not self.controllers[controller] then
+        self.controllers[controller] = true
+        prepare_parent(controller)
+        errors.try("cannot use controller " .. controller, self.handle:add_controller(controller))
       end
+    end
+    for _, w in ipairs(writes) do
       errors.try("cannot set " .. w[2], self.handle:set(w[1], w[2], w[3]))
     end
     local created, msg = self.handle:create()
@@ -254,6 +269,20 @@ function M.create(id, limits)
     self:unlock()
     error(err, 0)
   end
+  return self
+end
+
+--- The existing group of container `id`, in whichever hierarchies lbox
+-- made it | nil when it has none.
+function M.open(id)
+  local self = setmetatable({ name = M.parent .. "/" .. id, controllers = {} }, Group)
+  for _, controller in ipairs(SWEPT_CONTROLLERS) do
+    local mount = M.hierarchy(controller)
+    if mount and exists(mount .. "/" .. self.name) then self.controllers[controller] = true end
+  end
+  if not next(self.controllers) then return nil end
+  self.handle = errors.try("cannot open cgroup " .. self.name, core.cgroup_new(self.name))
+  for controller in pairs(self.controllers) do self.handle:add_controller(controller) end
   return self
 end
 
@@ -328,6 +357,8 @@ function Group:stats()
   stats.memory = number("memory", version == 2 and "memory.current" or "memory.usage_in_bytes")
   stats.pids = number("pids", "pids.current")
   stats.cpu_usec = number("cpu", "cpu.stat", "usage_usec (%d+)")
+  local cpuacct_ns = number("cpuacct", "cpuacct.usage")
+  if cpuacct_ns then stats.cpu_usec = cpuacct_ns // 1000 end
   return stats
 end
 

@@ -142,6 +142,14 @@ M.init_steps = {
   { "capabilities", function()
     try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES))
   end },
+  { "user", function(ctx)
+    -- last of all: as another user, lbox could not set up anything
+    local user = ctx.spec.user
+    if not user then return end
+    try("cannot set the groups", core.setgroups { user.gid })
+    try("cannot set the group", core.setgid(user.gid))
+    try("cannot set the user", core.setuid(user.uid))
+  end },
   { "signals", function()
     try("cannot reset signals", core.signal(RESET_SIGNALS, "default"))
     try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
@@ -186,7 +194,7 @@ local live = {}
 -- container; resources taken are released by `destroy`, on every path.
 M.start_steps = {
   { "cgroup", function(c)
-    c.cgroup = cgroups.create(c.id, c.spec.limits)
+    c.cgroup = cgroups.create(c.id, c.spec.limits, c.spec.accounting)
     c.spec.cgroup_paths = c.cgroup and c.cgroup:controller_paths()
   end },
   { "rootfs", function(c)
@@ -553,6 +561,19 @@ function Container:destroy()
 end
 
 Container.__close = Container.destroy
+
+--- A container started by another lbox (a detached one's monitor), from
+-- its recorded state, for exec, stats and kill. It is not this process's to
+-- destroy. @return container | nil, message when it does not run
+function M.attach(recorded)
+  if recorded.status ~= "running" or not recorded.pid then
+    return nil, string.format("container %s is not running", recorded.id:sub(1, 12))
+  end
+  local self = setmetatable({ id = recorded.id, pid = recorded.pid, state = "running", attached = true,
+    spec = { env = recorded.env or {}, workdir = recorded.workdir } }, Container)
+  self.cgroup = cgroups.open(recorded.id)
+  return self
+end
 
 --- Destroy every container this process started and has not destroyed.
 function M.destroy_all()

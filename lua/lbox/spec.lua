@@ -23,6 +23,8 @@
 --                  cpuset_mems = "0", pids = n or -1 },
 --       id = "64 hex digits",                   -- default: random
 --       name = "web",                           -- unique among the store's containers
+--       user = "1000:1000",                     -- numeric UID[:GID] to run the command as
+--       accounting = false,                     -- a cgroup for stats even without limits
 --       keep = false,                           -- keep its directory (layer, state, log) once
 --                                              --   it ended, for ps -a, logs, commit, rm
 --     }
@@ -78,7 +80,14 @@ function M.normalize(spec, labels)
     bad("name", "%q is not a valid name (letters, digits, '_', '.' and '-')", tostring(spec.name))
   end
   out.name = spec.name
+  if spec.user ~= nil then
+    -- "UID[:GID]", as docker; a bare UID gets group 0
+    local uid, gid = tostring(spec.user):match("^(%d+):?(%d*)$")
+    if not uid then bad("user", "%q: use numeric UID[:GID]", tostring(spec.user)) end
+    out.user = { uid = math.tointeger(tonumber(uid)), gid = math.tointeger(tonumber(gid ~= "" and gid or "0")) }
+  end
   out.keep = spec.keep and true or false
+  out.accounting = spec.accounting and true or false
   out.tty = spec.tty and true or false
   out.stdin = spec.stdin and true or false
   if spec.workdir ~= nil and (type(spec.workdir) ~= "string" or spec.workdir:sub(1, 1) ~= "/") then

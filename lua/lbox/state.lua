@@ -89,8 +89,8 @@ function M.find(ref)
     if state.name == ref or state.id == ref then return state end
     if ref:match("^%x+$") and state.id:sub(1, #ref) == ref then matches[#matches + 1] = state end
   end
-  if #matches == 0 then errors.raise(string.format("no such container: %s", ref)) end
-  if #matches > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", ref)) end
+  if #matches == 0 then errors.raise(string.format("no such container: %s", ref), 1) end
+  if #matches > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", ref), 1) end
   return matches[1]
 end
 

@@ -1,0 +1,61 @@
+--- Detached containers. A monitor process, like podman's conmon, starts the
+-- container, keeps its output in a log, stays its parent to reap it, and
+-- records how it ended; it outlives the lbox that started it.
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+local state = require "lbox.state"
+local wire = require "lbox.wire"
+
+local M = {}
+
+local try = errors.try
+
+-- Read a report from the monitor: end of file without a word means started.
+local function read_report(fd)
+  local chunks = {}
+  repeat
+    local chunk = core.read(fd, 65536) or ""
+    chunks[#chunks + 1] = chunk
+  until chunk == ""
+  return #chunks > 1 and wire.decode(table.concat(chunks)) or nil
+end
+
+--- Start `box` (a created container) under a monitor in the background.
+-- Returns once the container runs; raises why it could not start.
+-- @return the container's id
+function M.detach(box)
+  box:after("rootfs", "log", function(c)
+    local path = state.dir(c.id) .. "/container.log"
+    local fd = try("cannot open the container's log", core.open(path, "append"))
+    c.spec.stdio.stdout, c.spec.stdio.stderr = fd, fd
+    state.update(c.id, { log = path, monitor = core.getpid() })
+  end)
+  local report_read, report_write = try("cannot create a pipe", core.pipe())
+  local monitor = try("cannot create the monitor", core.clone(0))
+  if monitor == 0 then
+    -- the monitor: a session of its own, nothing of the caller's terminal or pipes
+    core.close(report_read)
+    core.setsid()
+    local null = core.open("/dev/null", "rw")
+    if null then for fd = 0, 2 do core.dup2(null, fd) end end
+    local ok, err = pcall(box.start, box)
+    if not ok then
+      local e = errors.is_user_error(err) and err or { message = tostring(err), code = errors.codes.lbox }
+      core.write(report_write, wire.encode { message = e.message, code = e.code })
+      core._exit(e.code)
+    end
+    core.close(report_write)
+    box:wait()
+    core._exit(0)
+  end
+  core.close(report_write)
+  local report = read_report(report_read)
+  core.close(report_read)
+  if report then
+    core.waitpid(monitor)
+    errors.raise(report.message, report.code)
+  end
+  return box.id
+end
+
+return M

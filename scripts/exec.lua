@@ -1,0 +1,27 @@
+-- lbox exec [-i] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]: run a
+-- command in a running container, in all its namespaces and its cgroup.
+local container = require "lbox.container"
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+local options = require "lbox.options"
+local state = require "lbox.state"
+
+local args = { ... }
+local opts, first = options.parse({
+  { "interactive", short = "i" }, { "env", short = "e", value = "NAME=VALUE", list = true },
+  { "workdir", short = "w", value = "DIR" },
+}, args)
+if #args < first + 1 then errors.raise("usage: lbox exec [-i] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]") end
+local box, why = container.attach(state.find(args[first]))
+if not box then errors.raise(why, 1) end
+local env = {}
+for _, item in ipairs(opts.env or {}) do
+  local name, value = item:match("^([^=]+)=(.*)$")
+  if not name then errors.raise(string.format("--env %q: use NAME=VALUE", item)) end
+  env[name] = value
+end
+if not opts.interactive then
+  local null = assert(core.open("/dev/null"))
+  core.dup2(null, 0)
+end
+return box:exec(table.move(args, first + 1, #args, 1, {}), { env = env, workdir = opts.workdir }).exit_code

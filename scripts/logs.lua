@@ -1,0 +1,34 @@
+-- lbox logs [-f] [--tail N] CONTAINER: what a detached container wrote.
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+local fs = require "lbox.fs"
+local options = require "lbox.options"
+local state = require "lbox.state"
+local units = require "lbox.units"
+
+local args = { ... }
+local opts, first = options.parse({ { "follow", short = "f" }, { "tail", short = "n", value = "N" } }, args)
+if #args ~= first then errors.raise("usage: lbox logs [-f] [--tail N] CONTAINER") end
+local s = state.find(args[first])
+local text = fs.read_file(s.log or state.dir(s.id) .. "/container.log") or ""
+if opts.tail then
+  local n = units.integer(opts.tail, 0, math.maxinteger) or errors.raise("--tail: a number of lines expected")
+  local lines = {}
+  for line in text:gmatch("[^\n]*\n?") do if line ~= "" then lines[#lines + 1] = line end end
+  text = table.concat(lines, "", math.max(1, #lines - n + 1))
+end
+io.write(text)
+io.flush()
+if opts.follow then
+  -- new output as it comes, until the container ends
+  local f = assert(io.open(s.log or state.dir(s.id) .. "/container.log"))
+  f:seek("end")
+  repeat
+    local alive = state.owned(s.id)
+    local more = f:read("a")
+    if more ~= "" then io.write(more) io.flush() end
+    if alive then core.poll({}, 100) end
+  until not alive
+  f:close()
+end
+return 0

@@ -1,0 +1,33 @@
+-- lbox stats [--no-stream] [CONTAINER...]: memory, CPU and processes of
+-- running containers, from their cgroups (once, or every second).
+local container = require "lbox.container"
+local core = require "lbox.core"
+local options = require "lbox.options"
+local state = require "lbox.state"
+
+local args = { ... }
+local opts, first = options.parse({ { "no-stream" } }, args)
+local function targets()
+  local list = {}
+  if first <= #args then
+    for i = first, #args do list[#list + 1] = state.find(args[i]) end
+  else
+    for _, s in ipairs(state.list()) do if s.status == "running" then list[#list + 1] = s end end
+  end
+  return list
+end
+
+repeat
+  print(string.format("%-12s  %-16s  %12s  %12s  %6s", "CONTAINER ID", "NAME", "MEM USAGE", "CPU TIME", "PIDS"))
+  for _, s in ipairs(targets()) do
+    local box = container.attach(s)
+    local stats = box and box:stats() or {}
+    local function show(v, unit) return v and string.format("%.1f%s", v, unit) or "-" end
+    print(string.format("%-12s  %-16s  %12s  %12s  %6s", s.id:sub(1, 12), s.name or "",
+      show(stats.memory and stats.memory / 1048576, "MiB"), show(stats.cpu_usec and stats.cpu_usec / 1e6, "s"),
+      stats.pids or "-"))
+  end
+  io.stdout:flush()
+  if not opts["no-stream"] then core.poll({}, 1000) end
+until opts["no-stream"]
+return 0

@@ -1,0 +1,33 @@
+-- lbox stop [-t SECONDS] CONTAINER...: SIGTERM, then SIGKILL after the grace period.
+local core = require "lbox.core"
+local errors = require "lbox.errors"
+local options = require "lbox.options"
+local state = require "lbox.state"
+local units = require "lbox.units"
+
+local args = { ... }
+local opts, first = options.parse({ { "time", short = "t", value = "SECONDS" } }, args)
+if first > #args then errors.raise("usage: lbox stop [-t SECONDS] CONTAINER...") end
+local grace = opts.time and (units.integer(opts.time, 0, 86400) or errors.raise("--time: a number of seconds expected")) or 10
+
+-- wait up to `seconds` for the container's owner to let go of it
+local function ended(id, seconds)
+  for _ = 1, seconds * 10 do
+    if not state.owned(id) then return true end
+    core.poll({}, 100)
+  end
+  return not state.owned(id)
+end
+
+for i = first, #args do
+  local s = state.find(args[i])
+  if s.status == "running" then
+    core.kill(s.pid, core.SIGTERM)
+    if not ended(s.id, grace) then
+      core.kill(s.pid, core.SIGKILL)
+      ended(s.id, 10)
+    end
+  end
+  print(args[i]) -- as docker: an exited container is already stopped
+end
+return 0
