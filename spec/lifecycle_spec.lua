@@ -1,0 +1,216 @@
+-- Detached containers and the management commands, against real
+-- containers; each test removes what it kept, then the leak check runs.
+local cjson = require "cjson"
+local core = require "lbox.core"
+local helper = require "helper"
+
+local function lbox(...)
+  return helper.lbox_run { ... }
+end
+
+local function ok(...)
+  local r = lbox(...)
+  assert.are.equal(0, r.code, table.concat({ ... }, " ") .. ": " .. r.err)
+  return r.out
+end
+
+local function detach(...)
+  return (ok("run", "-d", ...):match("^(%x+)\n$"))
+end
+
+local function inspect(ref)
+  return cjson.decode(ok("inspect", ref))[1]
+end
+
+-- The lines of `lbox ps` after its header.
+local function ps_rows(...)
+  local rows = {}
+  for line in ok("ps", ...):gmatch("[^\n]+") do rows[#rows + 1] = line end
+  table.remove(rows, 1)
+  return rows
+end
+
+-- Wait until `check()` holds (at most `seconds`).
+local function eventually(check, seconds)
+  for _ = 1, (seconds or 10) * 20 do
+    if check() then return true end
+    helper.sleep(0.05)
+  end
+  return check()
+end
+
+local function refused(args, code, pattern)
+  local r = helper.lbox_run(args)
+  assert.are.equal(code, r.code, table.concat(args, " ") .. ": " .. r.err)
+  assert.matches("^lbox: error: [^\n]+\n$", r.err)
+  assert.matches(pattern, r.err)
+end
+
+describe("lbox run -d and the management commands", function()
+  local before
+  before_each(function() before = helper.snapshot() end)
+  after_each(function() helper.assert_no_leaks(before) end)
+
+  it("runs detached, logs its output, and records how it ended", function()
+    local t0 = os.time()
+    local id = detach("--name", "lbox-spec-web", "sh", "-c", "echo out; echo err >&2; sleep 1; exit 3")
+    assert.are.equal(64, #id)
+    local rows = ps_rows()
+    assert.are.equal(1, #rows)
+    assert.matches("^" .. id:sub(1, 12) .. ' +busybox +"sh %-c echo out;[^"]*" .* Up %d+ seconds +lbox%-spec%-web$', rows[1])
+    assert.is_true(eventually(function() return inspect("lbox-spec-web").status == "exited" end))
+    local state = inspect(id:sub(1, 6))
+    assert.are.same({ 3, "lbox-spec-web", id }, { state.exit_code, state.name, state.id })
+    assert.is_true(state.finished >= t0)
+    assert.are.same({}, ps_rows())
+    assert.matches("Exited %(3%) %d+ seconds ago +lbox%-spec%-web$", ps_rows("-a")[1])
+    assert.are.same({ id:sub(1, 12) }, ps_rows("-a", "-q") and { ok("ps", "-a", "-q"):match("^(%x+)\n$") })
+    assert.are.equal(id, cjson.decode(ok("ps", "-a", "--format", "json"))[1].id)
+    assert.are.equal("out\nerr\n", ok("logs", "lbox-spec-web"))
+    assert.are.equal("err\n", ok("logs", "--tail", "1", id))
+    ok("rm", "lbox-spec-web")
+    assert.are.same({}, ps_rows("-a"))
+  end)
+
+  it("follows the log until the container ends", function()
+    local id = detach("sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done")
+    local r = lbox("logs", "-f", id)
+    assert.are.same({ 0, "line 1\nline 2\nline 3\n" }, { r.code, r.out })
+    ok("rm", id)
+  end)
+
+  it("removes a detached --rm container when it ends", function()
+    local id = detach("--rm", "sh", "-c", "sleep 0.5")
+    assert.is_true(eventually(function() return lbox("inspect", id).code ~= 0 end))
+    refused({ "inspect", id }, 1, "no such container")
+  end)
+
+  it("execs into every namespace and the cgroup of a running container", function()
+    local id = detach("--name", "lbox-spec-exec", "-e", "FROM=run", "sh", "-c", "echo ready > /tmp/mark; sleep 30")
+    assert.is_true(eventually(function() return lbox("exec", id, "cat", "/tmp/mark").out == "ready\n" end))
+    local r = lbox("exec", "-e", "EXTRA=1", "-w", "/tmp", "lbox-spec-exec", "sh", "-c",
+      "echo $FROM $EXTRA $(pwd) $(hostname) $$; grep -c lbox /proc/self/cgroup; exit 4")
+    assert.are.equal(4, r.code, r.err)
+    local pid = tonumber(r.out:match("^run 1 /tmp %x+ (%d+)\n"))
+    assert.is_true(pid and pid < 10, r.out) -- numbered in the container's pid namespace
+    assert.matches("\n[1-9]%d*\n$", r.out) -- in the container's cgroups (v1) or namespace root (v2)
+    local stdin = helper.lbox_run({ "exec", "-i", id, "cat" }, { stdin = "fed\n" })
+    assert.are.equal("fed\n", stdin.out)
+    local stats = ok("stats", "--no-stream", "lbox-spec-exec")
+    assert.matches(id:sub(1, 12) .. " +lbox%-spec%-exec +[%d.]+MiB +[%d.]+s +%d+\n$", stats)
+    ok("rm", "-f", id)
+  end)
+
+  it("stops with SIGTERM, then SIGKILL after the grace period; kills with any signal", function()
+    local polite = detach("sh", "-c", "trap 'exit 7' TERM; sleep 30 & wait")
+    local stubborn = detach("sleep", "30")
+    local trapped = detach("sh", "-c", "trap 'exit 9' USR1; sleep 30 & wait")
+    helper.sleep(0.3)
+    local started = os.time()
+    ok("stop", "-t", "1", polite, stubborn)
+    assert.is_true(os.time() - started <= 4)
+    assert.are.same({ 7, 137 }, { inspect(polite).exit_code, inspect(stubborn).exit_code })
+    assert.matches("^" .. trapped .. "\n$", ok("kill", "-s", "USR1", trapped))
+    assert.is_true(eventually(function() return inspect(trapped).status == "exited" end))
+    assert.are.equal(9, inspect(trapped).exit_code)
+    ok("stop", polite) -- as docker: stopping a stopped container is no error
+    ok("rm", polite, stubborn, trapped)
+  end)
+
+  it("refuses to remove a running container without -f; -f removes everything", function()
+    local id = detach("--name", "lbox-spec-rm", "-m", "32m", "sleep", "30")
+    refused({ "rm", id }, 125, "is running: stop it first, or use rm %-f")
+    assert.are.equal(1, #ps_rows())
+    ok("rm", "-f", "lbox-spec-rm")
+    -- the leak check: no process, cgroup, directory or state left
+  end)
+
+  it("gives the container exactly the environment given, plus the defaults", function()
+    local env_file = os.tmpname()
+    local f = assert(io.open(env_file, "w"))
+    f:write("# comment\n\nFROM_FILE=1\nBOTH=file\nHOSTVAR\n")
+    f:close()
+    local r = helper.lbox_run({ "run", "--env-file", env_file, "-e", "BOTH=flag", "-u", "65534:65534", "sh", "-c",
+      "env | sort; id -u; id -g" }, { env = helper.env("PATH=/bin", "HOSTVAR=from-host", "SECRET=host") })
+    os.remove(env_file)
+    assert.are.equal(0, r.code, r.err)
+    local names = {}
+    for name in r.out:gmatch("([%w_]+)=") do names[#names + 1] = name end
+    table.sort(names)
+    assert.are.same({ "BOTH", "FROM_FILE", "HOME", "HOSTNAME", "HOSTVAR", "PATH", "PWD", "SHLVL" }, names)
+    assert.matches("\nBOTH=flag\n", "\n" .. r.out)
+    assert.matches("HOSTVAR=from%-host\n", r.out)
+    assert.matches("\n65534\n65534\n$", r.out)
+  end)
+
+  it("tells the truth when a monitor is killed, and rm -f cleans up", function()
+    local id = detach("-m", "32m", "sleep", "30")
+    local monitor = inspect(id).monitor
+    core.kill(monitor, core.SIGKILL)
+    -- the container dies with its monitor; its cgroup and directory stay
+    assert.is_true(eventually(function() return inspect(id).status == "exited" end))
+    assert.matches("Exited %(%?%)", ps_rows("-a")[1])
+    assert.is_true(#helper.container_cgroups() > 0)
+    ok("rm", "-f", id)
+  end)
+
+  it("keeps twenty containers in parallel apart: start, exec, stop, rm", function()
+    local function all(make_args)
+      local procs = {}
+      for i = 1, 20 do procs[i] = helper.start { helper.lbox, table.unpack(make_args(i)) } end
+      local results = {}
+      for i = 1, 20 do results[i] = helper.finish(procs[i], 60) end
+      return results
+    end
+    local name = function(i) return "lbox-spec-par-" .. i end
+    for i, r in ipairs(all(function(i) return { "run", "-d", "--name", name(i), "sh", "-c", "sleep 30" } end)) do
+      assert.are.equal(0, r.code, name(i) .. ": " .. r.err)
+    end
+    assert.are.equal(20, #ps_rows())
+    for i, r in ipairs(all(function(i) return { "exec", name(i), "hostname" } end)) do
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal(inspect(name(i)).hostname .. "\n", r.out)
+    end
+    for _, r in ipairs(all(function(i) return { "stop", "-t", "1", name(i) } end)) do assert.are.equal(0, r.code, r.err) end
+    assert.are.equal(20, #cjson.decode(ok("ps", "-a", "--format", "json")))
+    for _, r in ipairs(all(function(i) return { "rm", name(i) } end)) do assert.are.equal(0, r.code, r.err) end
+    assert.are.same({}, ps_rows("-a"))
+  end)
+
+  describe("bad input", function()
+    it("names unknown, ambiguous and taken containers", function()
+      refused({ "logs", "ffffffffffff" }, 1, "no such container: ffffffffffff")
+      refused({ "stop", "no-such-name" }, 1, "no such container")
+      local a = detach("--name", "lbox-spec-taken", "sleep", "30")
+      refused({ "run", "-d", "--name", "lbox-spec-taken", "true" }, 125, 'the name "lbox%-spec%-taken" is taken')
+      refused({ "run", "--name", "bad name", "true" }, 125, "%-%-name: ")
+      -- ids share their first digit one time in sixteen: make sure of it
+      local b
+      for _ = 1, 40 do
+        b = detach("sleep", "30")
+        if b:sub(1, 1) == a:sub(1, 1) then break end
+        ok("rm", "-f", b)
+        b = nil
+      end
+      assert.is_truthy(b, "no two ids shared a first digit")
+      refused({ "inspect", a:sub(1, 1) }, 1, "ambiguous")
+      ok("rm", "-f", a, b)
+    end)
+
+    it("refuses exec and kill on a stopped container, and malformed env files", function()
+      local id = detach("true")
+      assert.is_true(eventually(function() return inspect(id).status == "exited" end))
+      refused({ "exec", id, "true" }, 1, "is not running")
+      refused({ "kill", id }, 1, "is not running")
+      ok("rm", id)
+      local env_file = os.tmpname()
+      local f = assert(io.open(env_file, "w"))
+      f:write("GOOD=1\n=value\n")
+      f:close()
+      refused({ "run", "--env-file", env_file, "true" }, 125, "%-%-env%-file .*:2: \"=value\" is not NAME=VALUE")
+      refused({ "run", "--env-file", "/nonexistent", "true" }, 125, "cannot read it")
+      os.remove(env_file)
+      refused({ "run", "-d", "-t", "true" }, 125, "neither %-t nor %-i")
+    end)
+  end)
+end)
