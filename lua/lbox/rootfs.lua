@@ -61,12 +61,13 @@ end
 function M.prepare(id, spec)
   local dir = M.container_dir(id)
   if dir:find("[,:]") then errors.raise("the store path may not contain ',' or ':': " .. images.store()) end
-  sweep()
-  -- one at a time through here, so that two containers never take one name
+  -- one at a time through here: two containers never take one name, and a
+  -- sweep never sees a directory between its creation and its lock
   try("cannot create the store", fs.mkdir_p(images.store() .. "/containers"))
   local store_lock <close> = setmetatable({ fd = try("cannot lock the store",
     core.open(images.store() .. "/containers.lock", "create")) }, { __close = function(l) core.close(l.fd) end })
   core.flock(store_lock.fd, "exclusive")
+  sweep()
   if spec.name then
     for _, other in ipairs(state.list()) do
       if other.name == spec.name then
