@@ -294,8 +294,20 @@ function Group:unlock()
 end
 
 --- Move process `pid` into the group.
+-- @return true | nil, message
 function Group:attach(pid)
-  local ok, msg = self.handle:attach(pid)
+  local ok, msg
+  local unified = self:unified_path()
+  if unified then
+    -- one directory on v2; libcgroup 2.0.2 fails here with "not mounted"
+    -- for a group opened from another process
+    local f
+    f, msg = io.open(unified .. "/cgroup.procs", "w")
+    ok = f and f:write(tostring(pid))
+    if f then ok, msg = f:close() end
+  else
+    ok, msg = self.handle:attach(pid)
+  end
   self:unlock()
   return ok, msg
 end
