@@ -1,4 +1,4 @@
--- lbox exec [-i] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]: run a
+-- lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]: run a
 -- command in a running container, in all its namespaces and its cgroup.
 local container = require "lbox.container"
 local core = require "lbox.core"
@@ -8,10 +8,11 @@ local state = require "lbox.state"
 
 local args = { ... }
 local opts, first = options.parse({
-  { "interactive", short = "i" }, { "env", short = "e", value = "NAME=VALUE", list = true },
+  { "interactive", short = "i" }, { "tty", short = "t" },
+  { "env", short = "e", value = "NAME=VALUE", list = true },
   { "workdir", short = "w", value = "DIR" },
 }, args)
-if #args < first + 1 then errors.raise("usage: lbox exec [-i] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]") end
+if #args < first + 1 then errors.raise("usage: lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]") end
 local box, why = container.attach(state.find(args[first]))
 if not box then errors.raise(why, 1) end
 local env = {}
@@ -24,4 +25,5 @@ if not opts.interactive then
   local null = assert(core.open("/dev/null"))
   core.dup2(null, 0)
 end
-return box:exec(table.move(args, first + 1, #args, 1, {}), { env = env, workdir = opts.workdir }).exit_code
+local command = table.move(args, first + 1, #args, 1, {})
+return box:exec(command, { env = env, workdir = opts.workdir, tty = opts.tty }).exit_code

@@ -395,6 +395,12 @@ function Container:kill(sig)
   return core.kill(self.pid, sig or core.SIGTERM)
 end
 
+local function relay(from, to)
+  local data = core.read(from, READ_SIZE)
+  if not data or data == "" then return false end
+  return core.write(to, data) ~= nil
+end
+
 -- The namespaces `exec` joins, in order: the cgroup namespace after the
 -- cgroup itself, the mount namespace last (it changes / and the cwd).
 local JOINED_NAMESPACES = {
@@ -405,7 +411,8 @@ local JOINED_NAMESPACES = {
 --- Run `argv` inside the running container: in every one of its
 -- namespaces, PID and mount included, and in its cgroup, with its
 -- environment plus `opts.env` (a name -> value map), in `opts.workdir`.
--- Output goes where lbox's goes.
+-- Output goes where lbox's goes; with `opts.tty`, through a pseudo-terminal
+-- of its own, relayed to lbox's.
 -- @return status { exit_code, how, code } | nil, message when not running
 function Container:exec(argv, opts)
   opts = opts or {}
@@ -418,6 +425,7 @@ function Container:exec(argv, opts)
   for name, value in pairs(self.spec.env) do env[name] = value end
   for name, value in pairs(opts.env or {}) do env[name] = value end
   local error_read, error_write = try("cannot create a pipe", core.pipe())
+  local master, slave
   local target = self.pid
   local steps = {
     { "join_cgroup", function()
@@ -450,21 +458,51 @@ function Container:exec(argv, opts)
       try("cannot reset signals", core.signal(RESET_SIGNALS, "default"))
       try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
     end },
+    { "terminal", function()
+      if not slave then return end
+      try("cannot start a session", core.setsid())
+      try("cannot take the terminal", core.set_controlling_tty(slave))
+      for fd = 0, 2 do try("cannot attach the terminal", core.dup2(slave, fd)) end
+    end },
     { "exec", function() exec.execvp(argv, env) end },
   }
+  if opts.tty then
+    master, slave = try("cannot allocate a pseudo-terminal", core.openpty())
+    if core.isatty(0) then terminal.copy_size(0, master) end
+  end
   local pid = try("cannot create the process", core.clone(0))
   if pid == 0 then
     core.close(error_read)
     run_init(steps, { error_fd = error_write })
   end
   core.close(error_write)
+  if slave then core.close(slave) end
   local chunks = {}
   repeat
     local chunk = core.read(error_read, READ_SIZE) or ""
     chunks[#chunks + 1] = chunk
   until chunk == ""
   core.close(error_read)
-  local _, how, code = core.waitpid(pid)
+  local reaped, how, code
+  if master then
+    -- relay between the user's terminal, raw meanwhile, and the command's
+    local saved = core.isatty(0) and terminal.make_raw(0)
+    local watched = { master, 0 }
+    while true do
+      reaped, how, code = core.waitpid(pid, "nohang")
+      if reaped ~= 0 then break end
+      local ready = core.poll(watched, 100) or {}
+      for i = #watched, 1, -1 do
+        local fd = watched[i]
+        if ready[fd] and not relay(fd, fd == 0 and master or 1) then table.remove(watched, i) end
+      end
+      if #watched == 0 then break end
+    end
+    while (core.poll({ master }, 0) or {})[master] and relay(master, 1) do end
+    if saved then terminal.restore(0, saved) end
+    core.close(master)
+  end
+  if reaped ~= pid then how, code = select(2, core.waitpid(pid)) end
   local report = #chunks > 1 and wire.decode(table.concat(chunks))
   if report then errors.raise(report.message, report.code) end
   return { how = how, code = code, exit_code = how == "exited" and code or errors.codes.signal_base + code }
@@ -475,12 +513,6 @@ end
 -- (a container without limits has no cgroup, and gets {}).
 function Container:stats()
   return self.cgroup and self.cgroup:stats() or {}
-end
-
-local function relay(from, to)
-  local data = core.read(from, READ_SIZE)
-  if not data or data == "" then return false end
-  return core.write(to, data) ~= nil
 end
 
 --- Wait for the container to end while passing on signals and, with a
