@@ -10,22 +10,13 @@ local opts, first = options.parse({ { "time", short = "t", value = "SECONDS" } }
 if first > #args then errors.raise("usage: lbox stop [-t SECONDS] CONTAINER...") end
 local grace = opts.time and (units.integer(opts.time, 0, 86400) or errors.raise("--time: a number of seconds expected")) or 10
 
--- wait up to `seconds` for the container's owner to let go of it
-local function ended(id, seconds)
-  for _ = 1, seconds * 10 do
-    if not state.owned(id) then return true end
-    core.poll({}, 100)
-  end
-  return not state.owned(id)
-end
-
 for i = first, #args do
   local s = state.find(args[i])
   if s.status == "running" then
     core.kill(s.pid, core.SIGTERM)
-    if not ended(s.id, grace) then
+    if not state.wait_released(s.id, grace) then
       core.kill(s.pid, core.SIGKILL)
-      ended(s.id, 10)
+      state.wait_released(s.id, 10)
     end
   end
   print(args[i]) -- as docker: an exited container is already stopped

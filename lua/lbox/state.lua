@@ -58,6 +58,16 @@ function M.owned(id)
   return not free
 end
 
+--- Wait up to `seconds` for the owner of container `id` to let go of it
+-- (the container ended). @return true if it did
+function M.wait_released(id, seconds)
+  for _ = 1, seconds * 10 do
+    if not M.owned(id) then return true end
+    core.poll({}, 100)
+  end
+  return not M.owned(id)
+end
+
 --- The state of `id` as it is now: a "running" container whose owner died
 -- is shown as exited, with no exit code known.
 function M.current(id)
