@@ -1,12 +1,12 @@
 --- A container: a spec (plain data) checked before any process exists, then
 -- started by two ordered lists of named steps, one on each side of the
--- handoff. Read `start_steps` and `init_steps` top to bottom to know what
--- happens when.
+-- handoff. Read `start_steps` here and `steps` in lbox.inside top to bottom
+-- to know what happens when.
 local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
-local fs = require "lbox.fs"
+local inside = require "lbox.inside"
 local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local state = require "lbox.state"
@@ -17,170 +17,15 @@ local M = {}
 
 local try = errors.try
 
--- The namespaces made at clone; "cgroup" is made by the init step
--- cgroup_namespace, once the child is in its cgroup.
-M.NAMESPACE_FLAGS = {
-  ipc = core.CLONE_NEWIPC,
-  mount = core.CLONE_NEWNS,
-  net = core.CLONE_NEWNET,
-  pid = core.CLONE_NEWPID,
-  uts = core.CLONE_NEWUTS,
-}
-
---- Signals sent to lbox that it passes on to the container's PID 1.
-M.FORWARDED_SIGNALS = {
-  core.SIGINT, core.SIGTERM, core.SIGHUP, core.SIGQUIT, core.SIGUSR1, core.SIGUSR2,
-}
-
--- Blocked in lbox while containers run, and read from a signalfd instead:
--- the forwarded ones, children ending, window changes, and SIGPIPE so that a
--- container gone early cannot kill lbox in the middle of a write.
-local WATCHED_SIGNALS = { core.SIGCHLD, core.SIGWINCH, core.SIGPIPE, table.unpack(M.FORWARDED_SIGNALS) }
--- Reset in the container: lbox's blocked mask and ignored signals are inherited through exec.
-local RESET_SIGNALS = { core.SIGPIPE, core.SIGTSTP, core.SIGTTIN, core.SIGTTOU, table.unpack(WATCHED_SIGNALS) }
-
-local READ_SIZE = 65536
-
--- Capabilities a container keeps: docker's default set. Without
--- CAP_SYS_ADMIN it cannot remount what lbox made read-only.
-M.CAPABILITIES = {
-  0,  -- CAP_CHOWN
-  1,  -- CAP_DAC_OVERRIDE
-  3,  -- CAP_FOWNER
-  4,  -- CAP_FSETID
-  5,  -- CAP_KILL
-  6,  -- CAP_SETGID
-  7,  -- CAP_SETUID
-  8,  -- CAP_SETPCAP
-  10, -- CAP_NET_BIND_SERVICE
-  13, -- CAP_NET_RAW
-  18, -- CAP_SYS_CHROOT
-  27, -- CAP_MKNOD
-  29, -- CAP_AUDIT_WRITE
-  31, -- CAP_SETFCAP
-}
-
--- The container's init, after the clone, in order. Each step gets the init
--- context { sync_fd, error_fd, console, spec } and raises on failure; the
--- last one replaces the process with the command.
-M.init_steps = {
-  { "die_with_lbox", function()
-    -- if lbox is killed, the container goes too, and the next run sweeps its cgroup
-    try("cannot set the parent-death signal", core.set_pdeathsig(core.SIGKILL))
-  end },
-  { "receive_spec", function(ctx)
-    -- blocks until lbox has put this process in its cgroup and sent the rest
-    local chunks = {}
-    repeat
-      local chunk = try("cannot read the container spec", core.read(ctx.sync_fd, READ_SIZE))
-      chunks[#chunks + 1] = chunk
-    until chunk == ""
-    core.close(ctx.sync_fd)
-    ctx.spec = try("bad container spec from lbox", wire.decode(table.concat(chunks)))
-  end },
-  { "private_mounts", function()
-    -- before any mount: nothing mounted here may propagate back to the host
-    try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
-  end },
-  { "join_namespaces", function(ctx)
-    -- those of another container, opened by lbox before the clone (pid: at the clone)
-    for name, fd in pairs(ctx.join_fds) do
-      if name ~= "pid" then
-        try("cannot join the " .. name .. " namespace", core.setns(fd, M.NAMESPACE_FLAGS[name]))
-      end
-    end
-  end },
-  { "cgroup_namespace", function(ctx)
-    -- after receive_spec: the child is in its cgroup, which becomes the
-    -- namespace's root, so /proc/self/cgroup shows "0::/"
-    if ctx.spec.namespaces.cgroup then
-      try("cannot create a cgroup namespace", core.unshare(core.CLONE_NEWCGROUP))
-    end
-  end },
-  { "hostname", function(ctx)
-    if ctx.spec.namespaces.uts then
-      try("cannot set the hostname", core.sethostname(ctx.spec.hostname))
-    end
-  end },
-  { "mount_root", function(ctx) rootfs.mount_root(ctx.spec.root) end },
-  { "mount_proc", function(ctx) rootfs.mount_proc(ctx.spec.root) end },
-  { "mount_sys", function(ctx) rootfs.mount_sys(ctx.spec.root) end },
-  { "mount_cgroups", function(ctx)
-    rootfs.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
-  end },
-  { "mount_dev", function(ctx) rootfs.mount_dev(ctx.spec.root, ctx.console) end },
-  { "mount_volumes", function(ctx) rootfs.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
-  { "mount_tmpfs", function(ctx) rootfs.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
-  { "mount_etc_files", function(ctx) rootfs.mount_etc_files(ctx.spec.root) end },
-  { "mask_paths", function(ctx) rootfs.mask_paths(ctx.spec.root) end },
-  { "pivot_root", function(ctx) rootfs.pivot(ctx.spec.root) end },
-  { "workdir", function(ctx)
-    local dir = ctx.spec.workdir or "/"
-    try("cannot create the working directory " .. dir, fs.mkdir_p(dir))
-    try("cannot enter the working directory", core.chdir(dir))
-  end },
-  { "read_only", function(ctx)
-    if ctx.spec.read_only then rootfs.make_read_only() end
-  end },
-  { "stdio", function(ctx)
-    -- descriptors of lbox's the spec names (a pipe to another container, say)
-    for fd, name in pairs { [0] = "stdin", [1] = "stdout", [2] = "stderr" } do
-      local from = ctx.spec.stdio[name]
-      if from then try("cannot attach " .. name, core.dup2(from, fd)) end
-    end
-    if ctx.console then
-      -- the terminal, opened again as the container's /dev/console
-      local console = try("cannot open the console", core.open("/dev/console", "rw"))
-      try("cannot start a session", core.setsid())
-      try("cannot take the terminal", core.set_controlling_tty(console))
-      for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
-    elseif not ctx.spec.stdin and not ctx.spec.stdio.stdin then
-      local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
-      try("cannot detach stdin", core.dup2(null, 0))
-    end
-  end },
-  { "capabilities", function()
-    try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES))
-  end },
-  { "user", function(ctx)
-    -- last of all: as another user, lbox could not set up anything
-    local user = ctx.spec.user
-    if not user then return end
-    try("cannot set the groups", core.setgroups { user.gid })
-    try("cannot set the group", core.setgid(user.gid))
-    try("cannot set the user", core.setuid(user.uid))
-  end },
-  { "signals", function()
-    try("cannot reset signals", core.signal(RESET_SIGNALS, "default"))
-    try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
-  end },
-  { "exec", function(ctx)
-    if ctx.payload then
-      -- a Lua function as the container's PID 1: its result is the exit code
-      local ok, result = xpcall(ctx.payload, debug.traceback, ctx)
-      if not ok then io.stderr:write("lbox: the container's Lua payload failed: ", tostring(result), "\n") end
-      io.stdout:flush()
-      io.stderr:flush()
-      core._exit(ok and (math.tointeger(result) or (result == false and 1) or 0) or 1)
-    end
-    exec.execvp(ctx.spec.command, ctx.spec.env)
-  end },
-}
-
--- The child never returns into lbox's code: it execs, or reports why not
--- on the error pipe and leaves with _exit.
-local function run_init(steps, ctx)
-  local ok, err = xpcall(function()
-    for _, step in ipairs(steps) do step[2](ctx) end
-  end, function(e)
-    if errors.is_user_error(e) then return e end
-    return { message = "internal error in the container's init: " .. debug.traceback(tostring(e), 2),
-             code = errors.codes.lbox }
-  end)
-  local report = ok and { message = "init ended without exec", code = errors.codes.lbox } or err
-  core.write(ctx.error_fd, wire.encode { message = report.message, code = report.code })
-  core._exit(report.code)
-end
+-- The namespaces, signals, capabilities and init steps live with what
+-- runs inside the container.
+M.NAMESPACE_FLAGS = inside.NAMESPACE_FLAGS
+M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
+M.CAPABILITIES = inside.CAPABILITIES
+M.init_steps = inside.steps
+local WATCHED_SIGNALS, RESET_SIGNALS = inside.WATCHED_SIGNALS, inside.RESET_SIGNALS
+local READ_SIZE = inside.READ_SIZE
+local run_init = inside.run
 
 local Container = {}
 Container.__index = Container
