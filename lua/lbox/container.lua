@@ -117,13 +117,8 @@ M.start_steps = {
   end },
   { "await_exec", function(c)
     -- the error pipe is close-on-exec: end of file without a word means exec worked
-    local chunks = {}
-    repeat
-      local chunk = core.read(c.error_read, READ_SIZE) or ""
-      chunks[#chunks + 1] = chunk
-    until chunk == ""
+    local report = inside.read_report(c.error_read)
     c:close_fds("error_read")
-    local report = #chunks > 1 and wire.decode(table.concat(chunks))
     if report then
       c:reap()
       errors.raise(report.message, report.code)
@@ -322,11 +317,7 @@ function Container:exec(argv, opts)
   end
   core.close(error_write)
   if slave then core.close(slave) end
-  local chunks = {}
-  repeat
-    local chunk = core.read(error_read, READ_SIZE) or ""
-    chunks[#chunks + 1] = chunk
-  until chunk == ""
+  local report = inside.read_report(error_read)
   core.close(error_read)
   local reaped, how, code
   if master then
@@ -348,7 +339,6 @@ function Container:exec(argv, opts)
     core.close(master)
   end
   if reaped ~= pid then how, code = select(2, core.waitpid(pid)) end
-  local report = #chunks > 1 and wire.decode(table.concat(chunks))
   if report then errors.raise(report.message, report.code) end
   return { how = how, code = code, exit_code = how == "exited" and code or errors.codes.signal_base + code }
 end

@@ -66,13 +66,9 @@ M.steps = {
   end },
   { "receive_spec", function(ctx)
     -- blocks until lbox has put this process in its cgroup and sent the rest
-    local chunks = {}
-    repeat
-      local chunk = try("cannot read the container spec", core.read(ctx.sync_fd, M.READ_SIZE))
-      chunks[#chunks + 1] = chunk
-    until chunk == ""
+    local data = try("cannot read the container spec", M.read_to_end(ctx.sync_fd))
     core.close(ctx.sync_fd)
-    ctx.spec = try("bad container spec from lbox", wire.decode(table.concat(chunks)))
+    ctx.spec = try("bad container spec from lbox", wire.decode(data))
   end },
   { "private_mounts", function()
     -- before any mount: nothing mounted here may propagate back to the host
@@ -162,6 +158,24 @@ M.steps = {
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }
+
+--- Everything `fd` gives until end of file. @return string | nil, message
+function M.read_to_end(fd)
+  local chunks = {}
+  repeat
+    local chunk, msg = core.read(fd, M.READ_SIZE)
+    if not chunk then return nil, msg end
+    chunks[#chunks + 1] = chunk
+  until chunk == ""
+  return table.concat(chunks)
+end
+
+--- The report { message, code } a child wrote before it left, from the
+-- other end of its close-on-exec pipe | nil when it wrote none (it exec'd).
+function M.read_report(fd)
+  local data = M.read_to_end(fd) or ""
+  return data ~= "" and wire.decode(data) or nil
+end
 
 --- Run `steps` in a cloned child with context `ctx` ({ error_fd, ... }).
 -- The child never returns into lbox's code: it execs, or reports why not

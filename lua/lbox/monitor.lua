@@ -3,22 +3,13 @@
 -- records how it ended; it outlives the lbox that started it.
 local core = require "lbox.core"
 local errors = require "lbox.errors"
+local inside = require "lbox.inside"
 local state = require "lbox.state"
 local wire = require "lbox.wire"
 
 local M = {}
 
 local try = errors.try
-
--- Read a report from the monitor: end of file without a word means started.
-local function read_report(fd)
-  local chunks = {}
-  repeat
-    local chunk = core.read(fd, 65536) or ""
-    chunks[#chunks + 1] = chunk
-  until chunk == ""
-  return #chunks > 1 and wire.decode(table.concat(chunks)) or nil
-end
 
 --- Start `box` (a created container) under a monitor in the background.
 -- Returns once the container runs; raises why it could not start.
@@ -49,7 +40,7 @@ function M.detach(box)
     core._exit(0)
   end
   core.close(report_write)
-  local report = read_report(report_read)
+  local report = inside.read_report(report_read)
   core.close(report_read)
   if report then
     core.waitpid(monitor)
