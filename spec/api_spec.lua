@@ -3,6 +3,11 @@ local core = require "lbox.core"
 local helper = require "helper"
 local lbox = require "lbox"
 
+-- Wait until `path` exists inside a running container: its command is ready.
+local function until_exists(box, path)
+  return helper.eventually(function() return box:exec({ "test", "-e", path }).exit_code == 0 end)
+end
+
 describe("lbox API", function()
   local before
   before_each(function() before = helper.snapshot() end)
@@ -26,9 +31,9 @@ describe("lbox API", function()
   end)
 
   it("sends signals to PID 1", function()
-    local box = lbox.container { command = { "sh", "-c", "trap 'exit 4' USR1; while :; do sleep 0.05; done" } }
+    local box = lbox.container { command = { "sh", "-c", "trap 'exit 4' USR1; touch /ready; while :; do sleep 0.05; done" } }
     box:start()
-    helper.sleep(0.3)
+    assert.is_true(until_exists(box, "/ready"))
     assert.is_true(box:kill(core.SIGUSR1))
     assert.are.equal(4, box:wait().exit_code)
     assert.is_nil(box:kill(core.SIGUSR1))
@@ -146,7 +151,7 @@ describe("lbox API", function()
     local box = lbox.container { hostname = "target", command = { "sh", "-c", "echo there > /tmp/mark; sleep 30" },
       limits = { memory = 64 * 1024 * 1024, pids = 20 } }
     box:start()
-    helper.sleep(0.3)
+    assert.is_true(until_exists(box, "/tmp/mark"))
     local r, w = core.pipe()
     -- exec's output goes where lbox's goes: point it at a pipe for the check
     local saved = core.dup2(1, 99)

@@ -30,14 +30,7 @@ local function ps_rows(...)
   return rows
 end
 
--- Wait until `check()` holds (at most `seconds`).
-local function eventually(check, seconds)
-  for _ = 1, (seconds or 10) * 20 do
-    if check() then return true end
-    helper.sleep(0.05)
-  end
-  return check()
-end
+local eventually = helper.eventually
 
 local function refused(args, code, pattern)
   local r = helper.lbox_run(args)
@@ -117,13 +110,16 @@ describe("lbox run -d and the management commands", function()
   end)
 
   it("stops with SIGTERM, then SIGKILL after the grace period; kills with any signal", function()
-    local polite = detach("sh", "-c", "trap 'exit 7' TERM; sleep 30 & wait")
+    local polite = detach("sh", "-c", "trap 'exit 7' TERM; echo ready; sleep 30 & wait")
     local stubborn = detach("sleep", "30")
-    local trapped = detach("sh", "-c", "trap 'exit 9' USR1; sleep 30 & wait")
-    helper.sleep(0.3)
+    local trapped = detach("sh", "-c", "trap 'exit 9' USR1; echo ready; sleep 30 & wait")
+    for _, id in ipairs { polite, trapped } do
+      assert.is_true(eventually(function() return ok("logs", id) == "ready\n" end))
+    end
     local started = os.time()
     ok("stop", "-t", "1", polite, stubborn)
-    assert.is_true(os.time() - started <= 4)
+    -- the default grace period is 10 s: a stop well under it used -t 1
+    assert.is_true(os.time() - started < 9)
     assert.are.same({ 7, 137 }, { inspect(polite).exit_code, inspect(stubborn).exit_code })
     assert.matches("^" .. trapped .. "\n$", ok("kill", "-s", "USR1", trapped))
     assert.is_true(eventually(function() return inspect(trapped).status == "exited" end))
@@ -196,20 +192,24 @@ describe("lbox run -d and the management commands", function()
     it("names unknown, ambiguous and taken containers", function()
       refused({ "logs", "ffffffffffff" }, 1, "no such container: ffffffffffff")
       refused({ "stop", "no-such-name" }, 1, "no such container")
+      local started = {}
+      finally(function() if #started > 0 then helper.lbox_run({ "rm", "-f", table.unpack(started) }) end end)
       local a = detach("--name", "lbox-spec-taken", "sleep", "30")
+      started[1] = a
       refused({ "run", "-d", "--name", "lbox-spec-taken", "true" }, 125, 'the name "lbox%-spec%-taken" is taken')
       refused({ "run", "--name", "bad name", "true" }, 125, "%-%-name: ")
-      -- ids share their first digit one time in sixteen: make sure of it
-      local b
-      for _ = 1, 40 do
-        b = detach("sleep", "30")
-        if b:sub(1, 1) == a:sub(1, 1) then break end
-        ok("rm", "-f", b)
-        b = nil
+      -- Ids are random: among seventeen, two share a first hex digit for sure.
+      local seen, shared = { [a:sub(1, 1)] = true }, nil
+      while not shared do
+        assert.is_true(#started < 17, "seventeen hex ids and no shared first digit")
+        local id = detach("sleep", "30")
+        started[#started + 1] = id
+        shared = seen[id:sub(1, 1)] and id:sub(1, 1)
+        seen[id:sub(1, 1)] = true
       end
-      assert.is_truthy(b, "no two ids shared a first digit")
-      refused({ "inspect", a:sub(1, 1) }, 1, "ambiguous")
-      ok("rm", "-f", a, b)
+      refused({ "inspect", shared }, 1, "ambiguous")
+      ok("rm", "-f", table.unpack(started))
+      started = {}
     end)
 
     it("refuses exec and kill on a stopped container, and malformed env files", function()

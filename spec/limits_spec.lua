@@ -149,8 +149,15 @@ describe("lbox run limits", function()
     assert.are.equal(V2 and 1 or 2, #helper.container_cgroups())
     core.kill(proc.pid, core.SIGKILL)
     assert.are.equal(137, helper.finish(proc, 10).code)
-    helper.sleep(0.2) -- the container dies with its lbox; its cgroups and directory stay
-    assert.is_true(#helper.container_cgroups() > 0)
+    -- the container dies with its lbox; its cgroups and directory stay
+    local groups = helper.container_cgroups()
+    assert.is_true(#groups > 0)
+    assert.is_true(helper.eventually(function()
+      for _, dir in ipairs(groups) do
+        if helper.read_file(dir .. "/cgroup.procs") ~= "" then return false end
+      end
+      return true
+    end))
     assert.are.equal(1, #helper.snapshot().containers)
     local r = helper.lbox_run { "run", "-m", "20m", "true" }
     assert.are.equal(0, r.code, r.err)
