@@ -1,5 +1,5 @@
--- lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]: run a
--- command in a running container, in all its namespaces and its cgroup.
+-- lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]:
+-- run a command in a running container, in all its namespaces and its cgroup.
 local container = require "lbox.container"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
@@ -11,8 +11,11 @@ local opts, first = options.parse({
   { "interactive", short = "i" }, { "tty", short = "t" },
   { "env", short = "e", value = "NAME=VALUE", list = true },
   { "workdir", short = "w", value = "DIR" },
+  { "user", short = "u", value = "USER[:GROUP]" },
 }, args)
-if #args < first + 1 then errors.raise("usage: lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] CONTAINER COMMAND [ARG...]") end
+if #args < first + 1 then
+  errors.raise("usage: lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]")
+end
 local box, why = container.attach(state.find(args[first]))
 if not box then errors.raise(why, 1) end
 local env = {}
@@ -26,4 +29,4 @@ if not opts.interactive then
   core.dup2(null, 0)
 end
 local command = table.move(args, first + 1, #args, 1, {})
-return box:exec(command, { env = env, workdir = opts.workdir, tty = opts.tty }).exit_code
+return box:exec(command, { env = env, workdir = opts.workdir, tty = opts.tty, user = opts.user }).exit_code

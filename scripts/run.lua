@@ -23,7 +23,7 @@ local RUN_OPTIONS = {
   { "name", value = "NAME", help = "a unique name for the container" },
   { "rm", help = "remove the container when it ends (always, without -d)" },
   { "env-file", value = "FILE", list = true, help = "read NAME=VALUE lines from FILE" },
-  { "user", short = "u", value = "UID[:GID]", help = "run the command as this user" },
+  { "user", short = "u", value = "USER[:GROUP]", help = "run the command as this user (name or number)" },
   { "memory", short = "m", value = "SIZE", aliases = { "mem" }, help = "memory limit: 100m, 1g (mydocker: -mem)" },
   { "memory-swap", value = "SIZE", help = "memory plus swap limit; -1 for unlimited swap" },
   { "cpus", value = "N", help = "CPU quota in CPUs: 1.5" },

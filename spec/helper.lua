@@ -31,6 +31,7 @@ local function now()
 end
 
 M.read_file = fs.read_file
+M.write_file = fs.write_file
 
 --- Start argv[1] with arguments argv (no shell). opts.stdin: string to feed.
 -- @return process { pid, out_fd, err_fd }

@@ -96,6 +96,16 @@ describe("lbox run -d and the management commands", function()
     ok("rm", "-f", id)
   end)
 
+  it("execs as the container's user, or the one -u names", function()
+    local id = detach("-u", "nobody", "sleep", "30")
+    local probe = { "sh", "-c", "id -u; id -g; echo $HOME" }
+    assert.are.equal("65534\n65534\n/\n", ok("exec", id, table.unpack(probe)))
+    assert.are.equal("0\n0\n/root\n", ok("exec", "-u", "root", id, table.unpack(probe)))
+    assert.are.equal("4242\n65534\n/\n", ok("exec", "-u", "4242:nogroup", id, table.unpack(probe)))
+    refused({ "exec", "-u", "ghost", id, "true" }, 125, "unable to find user ghost")
+    ok("rm", "-f", id)
+  end)
+
   it("execs with a terminal of its own under -it", function()
     local id = detach("sleep", "30")
     local term = helper.start_pty({ helper.lbox, "exec", "-it", id, "sh" }, 33, 91)

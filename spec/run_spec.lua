@@ -163,6 +163,30 @@ describe("lbox run", function()
     assert.is_nil(r.out:find("SECRET"))
   end)
 
+  it("runs as a user by name or number, as the container's /etc files know it", function()
+    local function as(user, volume)
+      local args = { "run", "-u", user, "sh", "-c", "id -u; id -g; id -G; echo $HOME" }
+      if volume then table.insert(args, 2, "-v") table.insert(args, 3, volume) end
+      local r = helper.lbox_run(args)
+      return { r.code, r.code == 0 and r.out or r.err }
+    end
+    assert.are.same({ 0, "65534\n65534\n65534\n/\n" }, as("nobody"))
+    assert.are.same({ 0, "65534\n0\n0\n/\n" }, as("nobody:root"))
+    assert.are.same({ 0, "4242\n65534\n65534\n/\n" }, as("4242:nogroup"))
+    assert.are.same({ 0, "0\n0\n0\n/root\n" }, as("0"))
+    -- supplementary groups: those that list the user in the container's /etc/group
+    local group_file = os.tmpname()
+    helper.write_file(group_file, "root:x:0:\nnogroup:x:65534:\ndisk:x:6:nobody\n")
+    local r = as("nobody", group_file .. ":/etc/group:ro")
+    os.remove(group_file)
+    assert.are.same({ 0, "65534\n65534\n65534 6\n/\n" }, r)
+    for user, message in pairs { ghost = "unable to find user ghost: no matching entries in /etc/passwd",
+                                 ["nobody:ghosts"] = "unable to find group ghosts: no matching entries in /etc/group",
+                                 ["a b"] = '--user: "a b": use USER[:GROUP], names or numbers' } do
+      assert.are.same({ 125, "lbox: error: " .. message .. "\n" }, as(user))
+    end
+  end)
+
   it("passes output through unbuffered, so pipes work", function()
     local r = helper.sh(helper.lbox .. " run.lua echo hi | wc -c")
     assert.are.equal("3\n", r.out)

@@ -1,6 +1,7 @@
 -- Parsing what users type; the serialization of the handoff; option parsing.
 local options = require "lbox.options"
 local units = require "lbox.units"
+local users = require "lbox.users"
 local wire = require "lbox.wire"
 
 describe("units", function()
@@ -30,6 +31,38 @@ describe("units", function()
     assert.are.equal(512, units.integer("512", 2, 262144))
     assert.is_nil(units.integer("1", 2, 262144))
     assert.is_nil(units.integer("1.5", 0, 10))
+  end)
+end)
+
+describe("users", function()
+  local passwd = "root:x:0:0:root:/root:/bin/sh\n# a comment\nbuilder:x:1000:1000::/home/builder:/bin/sh\n"
+    .. "nohome:x:1001:1001:::/bin/sh\n"
+  local group = "root:x:0:\nbuilder:x:1000:\ndisk:x:6:builder,nohome\nvideo:x:44:nohome, builder\n"
+
+  it("parses USER[:GROUP] with names or numbers", function()
+    assert.are.same({ "builder" }, { users.parse("builder") })
+    assert.are.same({ "1000", "44" }, { users.parse("1000:44") })
+    assert.are.same({ "builder", "video" }, { users.parse("builder:video") })
+    for _, bad in ipairs { "", ":0", "a b", "a:b:c", "-x", "a:b c" } do assert.is_nil(users.parse(bad), bad) end
+  end)
+
+  it("resolves as docker does: primary and listed groups, HOME from the entry", function()
+    assert.are.same({ uid = 1000, gid = 1000, groups = { 1000, 6, 44 }, home = "/home/builder" },
+      users.resolve("builder", nil, passwd, group))
+    assert.are.same({ uid = 1000, gid = 44, groups = { 44 }, home = "/home/builder" },
+      users.resolve("1000", "video", passwd, group))
+    assert.are.same({ uid = 1001, gid = 7, groups = { 7 }, home = "/" }, users.resolve("nohome", "7", passwd, group))
+    -- a number needs no entry: group 0, HOME / (or /root for uid 0)
+    assert.are.same({ uid = 4242, gid = 0, groups = { 0 }, home = "/" }, users.resolve("4242", nil, passwd, group))
+    assert.are.same({ uid = 0, gid = 0, groups = { 0 }, home = "/root" }, users.resolve("0", nil, nil, nil))
+  end)
+
+  it("names what it cannot find", function()
+    assert.are.same({ nil, "unable to find user ghost: no matching entries in /etc/passwd" },
+      { users.resolve("ghost", nil, passwd, group) })
+    assert.are.same({ nil, "unable to find group ghosts: no matching entries in /etc/group" },
+      { users.resolve("builder", "ghosts", passwd, group) })
+    assert.matches("ids go up to 4294967294", select(2, users.resolve("4294967295", nil, passwd, group)))
   end)
 end)
 

@@ -11,6 +11,7 @@ local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local state = require "lbox.state"
 local terminal = require "lbox.terminal"
+local users = require "lbox.users"
 local wire = require "lbox.wire"
 
 local M = {}
@@ -250,7 +251,8 @@ local JOINED_NAMESPACES = {
 
 --- Run `argv` inside the running container: in every one of its
 -- namespaces, PID and mount included, and in its cgroup, with its
--- environment plus `opts.env` (a name -> value map), in `opts.workdir`.
+-- environment plus `opts.env` (a name -> value map), in `opts.workdir`, as
+-- `opts.user` ("USER[:GROUP]"; default: the container's user).
 -- Output goes where lbox's goes; with `opts.tty`, through a pseudo-terminal
 -- of its own, relayed to lbox's.
 -- @return status { exit_code, how, code } | nil, message when not running
@@ -260,6 +262,12 @@ function Container:exec(argv, opts)
   if type(argv) ~= "table" or #argv == 0 then error("exec needs a command list", 2) end
   for i, word in ipairs(argv) do
     if type(word) ~= "string" then error(string.format("exec: item %d of the command is not a string", i), 2) end
+  end
+  local user = self.spec.user
+  if opts.user then
+    local name, group = users.parse(opts.user)
+    if not name then errors.raise(string.format("--user %q: use USER[:GROUP], names or numbers", opts.user)) end
+    user = { name = name, group = group }
   end
   local env = {}
   for name, value in pairs(self.spec.env) do env[name] = value end
@@ -304,6 +312,7 @@ function Container:exec(argv, opts)
       try("cannot take the terminal", core.set_controlling_tty(slave))
       for fd = 0, 2 do try("cannot attach the terminal", core.dup2(slave, fd)) end
     end },
+    { "user", function() inside.become_user(user, env) end },
     { "exec", function() exec.execvp(argv, env) end },
   }
   if opts.tty then
@@ -437,7 +446,7 @@ function M.attach(recorded)
     return nil, string.format("container %s is not running", recorded.id:sub(1, 12))
   end
   local self = setmetatable({ id = recorded.id, pid = recorded.pid, state = "running", attached = true,
-    spec = { env = recorded.env or {}, workdir = recorded.workdir } }, Container)
+    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   return self
 end

@@ -7,6 +7,7 @@ local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local rootfs = require "lbox.rootfs"
+local users = require "lbox.users"
 local wire = require "lbox.wire"
 
 local M = {}
@@ -136,11 +137,7 @@ M.steps = {
   end },
   { "user", function(ctx)
     -- last of all: as another user, lbox could not set up anything
-    local user = ctx.spec.user
-    if not user then return end
-    try("cannot set the groups", core.setgroups { user.gid })
-    try("cannot set the group", core.setgid(user.gid))
-    try("cannot set the user", core.setuid(user.uid))
+    M.become_user(ctx.spec.user, ctx.spec.env)
   end },
   { "signals", function()
     try("cannot reset signals", core.signal(M.RESET_SIGNALS, "default"))
@@ -158,6 +155,20 @@ M.steps = {
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }
+
+--- Become `user` ({ name, group } of a spec; root when nil) as the
+-- container's /etc/passwd and /etc/group know it, and give `env` the
+-- user's HOME unless it has one. Runs in the container's root.
+function M.become_user(user, env)
+  local found, msg = users.resolve(user and user.name or "0", user and user.group,
+    fs.read_file("/etc/passwd"), fs.read_file("/etc/group"))
+  if not found then errors.raise(msg) end
+  env.HOME = env.HOME or found.home
+  if not user then return end
+  try("cannot set the groups", core.setgroups(found.groups))
+  try("cannot set the group", core.setgid(found.gid))
+  try("cannot set the user", core.setuid(found.uid))
+end
 
 --- Everything `fd` gives until end of file. @return string | nil, message
 function M.read_to_end(fd)

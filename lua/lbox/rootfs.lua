@@ -82,6 +82,7 @@ function M.prepare(id, spec)
   state.write(id, {
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
+    user = spec.user,
   })
   local root = { files = {} }
   if spec.rootfs then

@@ -10,7 +10,8 @@
 --       stdio = { stdin = fd, stdout = fd },   -- lbox's descriptors as the container's
 --   command may also be a Lua function: the container's init runs it
 --   instead of exec (fork semantics); its result is the exit code.
---       env = { NAME = "value" },               -- added to PATH, HOME, HOSTNAME, TERM
+--       env = { NAME = "value" },               -- added to PATH, HOSTNAME, TERM, and HOME
+--                                              --   from the user's /etc/passwd entry
 --       hostname = "box",                      -- default: the id's first 12 digits
 --       namespaces = { "uts", "pid", "mount", "ipc", "net", "cgroup" },
 --                                              -- the default; "cgroup" on v2 hosts only, as docker
@@ -23,7 +24,8 @@
 --                  cpuset_mems = "0", pids = n or -1 },
 --       id = "64 hex digits",                   -- default: random
 --       name = "web",                           -- unique among the store's containers
---       user = "1000:1000",                     -- numeric UID[:GID] to run the command as
+--       user = "1000:1000",                     -- USER[:GROUP] to run the command as: names
+--                                              --   or numbers, from the container's /etc files
 --       accounting = false,                     -- a cgroup for stats even without limits
 --       keep = false,                           -- keep its directory (layer, state, log) once
 --                                              --   it ended, for ps -a, logs, commit, rm
@@ -34,6 +36,7 @@ local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
 local units = require "lbox.units"
+local users = require "lbox.users"
 
 local M = {}
 
@@ -81,10 +84,10 @@ function M.normalize(spec, labels)
   end
   out.name = spec.name
   if spec.user ~= nil then
-    -- "UID[:GID]", as docker; a bare UID gets group 0
-    local uid, gid = tostring(spec.user):match("^(%d+):?(%d*)$")
-    if not uid then bad("user", "%q: use numeric UID[:GID]", tostring(spec.user)) end
-    out.user = { uid = math.tointeger(tonumber(uid)), gid = math.tointeger(tonumber(gid ~= "" and gid or "0")) }
+    -- names are resolved in the container's /etc/passwd, once its root is in place
+    local user, group = users.parse(spec.user)
+    if not user then bad("user", "%q: use USER[:GROUP], names or numbers", tostring(spec.user)) end
+    out.user = { name = user, group = group }
   end
   out.keep = spec.keep and true or false
   out.accounting = spec.accounting and true or false
@@ -150,7 +153,8 @@ function M.normalize(spec, labels)
     out.namespaces[name] = nil -- joined, not made
   end
 
-  out.env = { PATH = exec.DEFAULT_PATH, HOME = "/root", HOSTNAME = out.hostname, TERM = out.tty and "xterm" or nil }
+  -- HOME comes from the user's /etc/passwd entry, inside
+  out.env = { PATH = exec.DEFAULT_PATH, HOSTNAME = out.hostname, TERM = out.tty and "xterm" or nil }
   for name, value in pairs(spec.env or {}) do
     if type(name) ~= "string" or name == "" or name:find("[=%z]") or type(value) ~= "string" then
       bad("env", "%q is not a NAME = \"value\" pair", tostring(name))
