@@ -15,8 +15,10 @@
 /* The Lua tree sits next to the binary (source tree) or under the install
  * prefix (bin/lbox -> share/lbox). `make` leaves a bytecode copy of each
  * module under build/: compiling the sources costs about 1 ms a run, a
- * quarter of a container's start. A copy is used only when it is newer than
- * its source, so an edited module never runs stale. */
+ * quarter of a container's start. A copy is used only when it is not older
+ * than its source, so an edited module never runs stale. Times are in whole
+ * seconds: a copy made in the second its source was written (a fresh clone
+ * and make) counts, or the copies would go unused exactly where they are new. */
 static const char bootstrap[] =
   "local exe_dir, argv = ...\n"
   "local lfs = require 'lfs'\n"
@@ -27,9 +29,9 @@ static const char bootstrap[] =
   "      local source = package.searchpath(name, template)\n"
   "      if not source then return nil end\n"
   "      local compiled = root .. '/build/' .. source:sub(#root + 2)\n"
-  "      local newer = (lfs.attributes(compiled, 'modification') or 0)\n"
-  "                    > lfs.attributes(source, 'modification')\n"
-  "      local path = newer and compiled or source\n"
+  "      local current = (lfs.attributes(compiled, 'modification') or 0)\n"
+  "                      >= lfs.attributes(source, 'modification')\n"
+  "      local path = current and compiled or source\n"
   "      return assert(loadfile(path)), path\n"
   "    end)\n"
   "    return require('lbox.cli').main(root, argv)\n"
