@@ -128,8 +128,11 @@ static int proc_limit_capabilities(lua_State *L) {
   for (int cap = 0; cap < 64; cap++) {
     if (keep & (1ULL << cap))
       continue;
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) /* EINVAL: past the last */
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+      if (errno == EINVAL) /* past the kernel's last capability */
+        break;
       return lbox_fail(L, "prctl", "PR_CAPBSET_DROP");
+    }
   }
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
     return lbox_fail(L, "prctl", "PR_CAP_AMBIENT_CLEAR_ALL");
