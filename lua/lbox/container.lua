@@ -222,7 +222,8 @@ function Container:reap(nohang)
                     exit_code = how == "exited" and code or errors.codes.signal_base + code }
     if self.cgroup then self.status.oom = self.cgroup:oom_killed() end
     self.state = "exited"
-    if self.has_directory then
+    -- a container that is not kept is removed next: no one would read it
+    if self.has_directory and self.spec.keep then
       state.update(self.id, { status = "exited", exit_code = self.status.exit_code, oom = self.status.oom,
                               finished = os.time() })
     end
