@@ -18,7 +18,7 @@ for i = first, #args do
       errors.raise(string.format("container %s is running: stop it first, or use rm -f", args[i]))
     end
     core.kill(s.pid, core.SIGKILL)
-    state.wait_released(s.id, 10)
+    state.wait_released({ s.id }, 10)
   end
   -- what a dead monitor could not remove
   local group = cgroups.open(s.id)

@@ -10,15 +10,20 @@ local opts, first = options.parse({ { "time", short = "t", value = "SECONDS" } }
 if first > #args then errors.raise("usage: lbox stop [-t SECONDS] CONTAINER...") end
 local grace = opts.time and (units.integer(opts.time, 0, 86400) or errors.raise("--time: a number of seconds expected")) or 10
 
-for i = first, #args do
-  local s = state.find(args[i])
+-- every name first: a typo stops nothing
+local found = {}
+for i = first, #args do found[#found + 1] = state.find(args[i]) end
+
+-- one grace period for all of them, as docker
+local running, pids = {}, {}
+for _, s in ipairs(found) do
   if s.status == "running" then
     core.kill(s.pid, core.SIGTERM)
-    if not state.wait_released(s.id, grace) then
-      core.kill(s.pid, core.SIGKILL)
-      state.wait_released(s.id, 10)
-    end
+    running[#running + 1], pids[s.id] = s.id, s.pid
   end
-  print(args[i]) -- as docker: an exited container is already stopped
 end
+local stubborn = state.wait_released(running, grace)
+for _, id in ipairs(stubborn) do core.kill(pids[id], core.SIGKILL) end
+state.wait_released(stubborn, 10)
+for i = first, #args do print(args[i]) end -- as docker: an exited container is already stopped
 return 0

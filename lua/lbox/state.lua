@@ -58,14 +58,19 @@ function M.owned(id)
   return not free
 end
 
---- Wait up to `seconds` for the owner of container `id` to let go of it
--- (the container ended). @return true if it did
-function M.wait_released(id, seconds)
-  for _ = 1, seconds * 10 do
-    if not M.owned(id) then return true end
-    core.poll({}, 100)
+--- Wait up to `seconds` for the owners of containers `ids` to let go of
+-- them (the containers ended). @return the ids still held, in order
+function M.wait_released(ids, seconds)
+  local held
+  for round = 0, seconds * 10 do
+    if round > 0 then core.poll({}, 100) end
+    held = {}
+    for _, id in ipairs(ids) do
+      if M.owned(id) then held[#held + 1] = id end
+    end
+    if #held == 0 then break end
   end
-  return not M.owned(id)
+  return held
 end
 
 --- The state of `id` as it is now: a "running" container whose owner died
