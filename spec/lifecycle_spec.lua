@@ -114,8 +114,26 @@ describe("lbox run -d and the management commands", function()
     assert.is_true(helper.expect(term, "42"), term.output)
     assert.matches("33 91", term.output)
     assert.matches("%[1%]", term.output)
+    -- the window size follows lbox's terminal
+    core.set_winsize(term.master, 50, 120)
+    core.kill(term.pid, core.SIGWINCH)
+    assert.is_true(helper.eventually(function()
+      core.write(term.master, "stty size\n")
+      return helper.expect(term, "50 120", 0.3)
+    end, 5), term.output)
     core.write(term.master, "exit 5\n")
     assert.are.equal(5, helper.finish_pty(term))
+    ok("rm", "-f", id)
+  end)
+
+  it("passes the signals lbox exec gets on to its command", function()
+    local id = detach("sleep", "30")
+    local proc = helper.start { helper.lbox, "exec", id, "sh", "-c",
+      "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.05; done" }
+    helper.read_until(proc.out_fd, "ready")
+    core.kill(proc.pid, core.SIGTERM)
+    local r = helper.finish(proc, 10)
+    assert.are.same({ 9, "got-term\n" }, { r.code, r.out })
     ok("rm", "-f", id)
   end)
 

@@ -36,6 +36,39 @@ local running_count = 0
 -- Containers started and not yet destroyed, so that lbox's exit ends them.
 local live = {}
 
+-- While containers run or commands are exec'd, lbox reads the watched
+-- signals from a signalfd instead of dying of them.
+local function hold_signals()
+  if running_count == 0 then
+    try("cannot ignore SIGPIPE", core.signal({ core.SIGPIPE }, "ignore"))
+    try("cannot block signals", core.sigmask("block", WATCHED_SIGNALS))
+  end
+  running_count = running_count + 1
+end
+
+local function release_signals()
+  running_count = running_count - 1
+  if running_count == 0 then
+    core.sigmask("unblock", WATCHED_SIGNALS)
+    core.signal({ core.SIGPIPE }, "default")
+  end
+end
+
+-- docker's exit code for a process that ended `how` ("exited", "killed") with `code`.
+local function exit_code(how, code)
+  return how == "exited" and code or errors.codes.signal_base + code
+end
+
+-- For supervise: has child `pid` ended? Its { how, code } go into `status`.
+local function child_ended(pid, status)
+  return function()
+    local reaped, how, code = core.waitpid(pid, "nohang")
+    if reaped ~= pid or how == "stopped" then return false end
+    status.how, status.code = how, code
+    return true
+  end
+end
+
 -- What lbox does to start a container, in order. Each step gets the
 -- container; resources taken are released by `destroy`, on every path.
 M.start_steps = {
@@ -60,11 +93,7 @@ M.start_steps = {
     end
   end },
   { "block_signals", function(c)
-    if running_count == 0 then
-      try("cannot ignore SIGPIPE", core.signal({ core.SIGPIPE }, "ignore"))
-      try("cannot block signals", core.sigmask("block", WATCHED_SIGNALS))
-    end
-    running_count = running_count + 1
+    hold_signals()
     c.holds_signals = true
   end },
   { "join", function(c)
@@ -218,8 +247,7 @@ function Container:reap(nohang)
   if self.status or not self.pid or self.pid == 0 then return self.status end
   local pid, how, code = core.waitpid(self.pid, nohang and "nohang" or "block")
   if pid == self.pid and how ~= "stopped" then
-    self.status = { how = how, code = code,
-                    exit_code = how == "exited" and code or errors.codes.signal_base + code }
+    self.status = { how = how, code = code, exit_code = exit_code(how, code) }
     if self.cgroup then self.status.oom = self.cgroup:oom_killed() end
     self.state = "exited"
     -- a container that is not kept is removed next: no one would read it
@@ -241,6 +269,37 @@ local function relay(from, to)
   local data = core.read(from, READ_SIZE)
   if not data or data == "" then return false end
   return core.write(to, data) ~= nil
+end
+
+-- Until `has_ended()` says so: pass lbox's signals on to `pid`, the window
+-- size of lbox's terminal on to `master`, and what is typed (with `stdin`)
+-- and printed between lbox's terminal and `master`. Signals are held.
+local function supervise(pid, has_ended, master, stdin)
+  local sigfd = try("cannot watch signals", core.signalfd(WATCHED_SIGNALS))
+  local watched = { sigfd }
+  if master then
+    watched[#watched + 1] = master
+    if stdin then watched[#watched + 1] = 0 end
+  end
+  while not has_ended() do
+    local ready = core.poll(watched, -1) or {}
+    if ready[sigfd] then
+      for sig in function() return core.read_signal(sigfd) end do
+        if sig == core.SIGWINCH then
+          if master and core.isatty(0) then terminal.copy_size(0, master) end
+        elseif sig ~= core.SIGCHLD and sig ~= core.SIGPIPE then
+          core.kill(pid, sig)
+        end
+      end
+    end
+    for i = #watched, 2, -1 do
+      local fd = watched[i]
+      if ready[fd] and not relay(fd, fd == 0 and master or 1) then table.remove(watched, i) end
+    end
+  end
+  -- what was written just before the end
+  while master and (core.poll({ master }, 0) or {})[master] and relay(master, 1) do end
+  core.close(sigfd)
 end
 
 -- The namespaces `exec` joins, in order: the cgroup namespace after the
@@ -291,12 +350,14 @@ function Container:exec(argv, opts)
       end
     end },
     { "enter_pid_namespace", function()
-      -- setns(pid) places children only: the command runs in a child
+      -- setns(pid) places children only: the command runs in a child, and
+      -- this process passes lbox's signals on to it until it ends
       local child = try("cannot create the process", core.clone(0))
       if child ~= 0 then
         core.close(error_write)
-        local _, how, code = core.waitpid(child)
-        core._exit(how == "exited" and code or errors.codes.signal_base + code)
+        local status = {}
+        supervise(child, child_ended(child, status))
+        core._exit(exit_code(status.how, status.code))
       end
     end },
     { "workdir", function()
@@ -320,37 +381,29 @@ function Container:exec(argv, opts)
     master, slave = try("cannot allocate a pseudo-terminal", core.openpty())
     if core.isatty(0) then terminal.copy_size(0, master) end
   end
-  local pid = try("cannot create the process", core.clone(0))
+  hold_signals()
+  local pid, msg = core.clone(0)
   if pid == 0 then
     core.close(error_read)
     run_init(steps, { error_fd = error_write })
   end
   core.close(error_write)
   if slave then core.close(slave) end
-  local report = inside.read_report(error_read)
-  core.close(error_read)
-  local reaped, how, code
-  if master then
-    -- relay between the user's terminal, raw meanwhile, and the command's
-    local saved = core.isatty(0) and terminal.make_raw(0)
-    local watched = { master, 0 }
-    while true do
-      reaped, how, code = core.waitpid(pid, "nohang")
-      if reaped ~= 0 then break end
-      local ready = core.poll(watched, 100) or {}
-      for i = #watched, 1, -1 do
-        local fd = watched[i]
-        if ready[fd] and not relay(fd, fd == 0 and master or 1) then table.remove(watched, i) end
-      end
-      if #watched == 0 then break end
-    end
-    while (core.poll({ master }, 0) or {})[master] and relay(master, 1) do end
+  local status, report = {}, nil
+  if pid then
+    report = inside.read_report(error_read)
+    -- the user's terminal is raw while it is the command's
+    local saved = master and core.isatty(0) and terminal.make_raw(0)
+    supervise(pid, child_ended(pid, status), master, true)
     if saved then terminal.restore(0, saved) end
-    core.close(master)
   end
-  if reaped ~= pid then how, code = select(2, core.waitpid(pid)) end
+  release_signals()
+  core.close(error_read)
+  if master then core.close(master) end
+  if not pid then errors.raise("cannot create the process: " .. tostring(msg)) end
   if report then errors.raise(report.message, report.code) end
-  return { how = how, code = code, exit_code = how == "exited" and code or errors.codes.signal_base + code }
+  status.exit_code = exit_code(status.how, status.code)
+  return status
 end
 
 --- What the container uses now, from its cgroup: { memory = bytes,
@@ -365,34 +418,7 @@ end
 -- @return status { exit_code, how = "exited"|"killed", code, oom }
 function Container:wait()
   if self.state ~= "running" then return self.status end
-  local sigfd = try("cannot watch signals", core.signalfd(WATCHED_SIGNALS))
-  local watched = { sigfd }
-  if self.pty_master then
-    watched[#watched + 1] = self.pty_master
-    if self.spec.stdin then watched[#watched + 1] = 0 end
-  end
-  while not self:reap(true) do
-    local ready = core.poll(watched, -1) or {}
-    if ready[sigfd] then
-      for sig in function() return core.read_signal(sigfd) end do
-        if sig == core.SIGWINCH then
-          if self.pty_master and core.isatty(0) then terminal.copy_size(0, self.pty_master) end
-        elseif sig ~= core.SIGCHLD and sig ~= core.SIGPIPE then
-          core.kill(self.pid, sig)
-        end
-      end
-    end
-    for i = #watched, 2, -1 do
-      local fd = watched[i]
-      if ready[fd] and not relay(fd, fd == 0 and self.pty_master or 1) then
-        table.remove(watched, i)
-      end
-    end
-  end
-  -- what the container wrote just before it ended
-  while self.pty_master and (core.poll({ self.pty_master }, 0) or {})[self.pty_master]
-    and relay(self.pty_master, 1) do end
-  core.close(sigfd)
+  supervise(self.pid, function() return self:reap(true) end, self.pty_master, self.spec.stdin)
   self:destroy()
   return self.status
 end
@@ -413,11 +439,7 @@ function Container:destroy()
   end
   if self.holds_signals then
     self.holds_signals = false
-    running_count = running_count - 1
-    if running_count == 0 then
-      core.sigmask("unblock", WATCHED_SIGNALS)
-      core.signal({ core.SIGPIPE }, "default")
-    end
+    release_signals()
   end
   self.state = self.status and "exited" or "destroyed"
   live[self] = nil
