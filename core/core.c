@@ -36,7 +36,7 @@ static const struct lbox_constant errno_constants[] = {
   {"EACCES", EACCES}, {"EAGAIN", EAGAIN}, {"EBADF", EBADF},
   {"EBUSY", EBUSY}, {"ECHILD", ECHILD}, {"EEXIST", EEXIST},
   {"EINTR", EINTR}, {"EINVAL", EINVAL}, {"EIO", EIO},
-  {"ENOENT", ENOENT}, {"ENOEXEC", ENOEXEC}, {"ENOSPC", ENOSPC},
+  {"ENODEV", ENODEV}, {"ENOENT", ENOENT}, {"ENOEXEC", ENOEXEC}, {"ENOSPC", ENOSPC},
   {"ENOTDIR", ENOTDIR}, {"ENOTTY", ENOTTY}, {"EPERM", EPERM},
   {"ESRCH", ESRCH},
   {NULL, 0}
@@ -52,5 +52,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_fd(L);
   lbox_open_tty(L);
   lbox_open_cgroup(L);
+  lbox_open_net(L);
   return 1;
 }

@@ -49,14 +49,14 @@ describe("lbox run", function()
     local host_ipc = helper.sh("ipcmk -Q >/dev/null && ipcs -q | grep -c '^0x'")
     local r = helper.lbox_run { "run", "sh", "-c",
       "tail -n +2 /proc/sysvipc/msg | wc -l; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; " ..
-      "for ns in mnt ipc net uts pid; do readlink /proc/1/ns/$ns; done" }
+      "for ns in mnt ipc net uts pid; do readlink /proc/1/ns/$ns; done; ping -c 1 -W 2 127.0.0.1 >/dev/null" }
     helper.sh("for id in $(ipcs -q | awk '/^0x/ {print $2}'); do ipcrm -q $id; done")
     assert.are.equal(0, r.code, r.err)
     assert.is_true(tonumber(host_ipc.out) >= 1)
     local lines = {}
     for line in r.out:gmatch("[^\n]+") do lines[#lines + 1] = line end
     assert.are.equal("0", lines[1], "the host's message queue is visible")
-    assert.are.equal("lo", lines[2], "a network device of the host is visible")
+    assert.are.equal("lo", lines[2], "a network device of the host is visible") -- and lo is up: ping worked
     assert.are.equal(7, #lines, r.out)
     for i, ns in ipairs { "mnt", "ipc", "net", "uts", "pid" } do
       local host_ns = lfs.symlinkattributes("/proc/self/ns/" .. ns, "target")
