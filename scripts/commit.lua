@@ -1,11 +1,12 @@
--- lbox commit CONTAINER IMAGE: a new image from a running container's root
--- filesystem (its changes included; /proc, /sys, /dev and volumes left out).
+-- lbox commit CONTAINER IMAGE: a new image from a container's root
+-- filesystem, running or ended and kept (its changes included; /proc, /sys,
+-- /dev and volumes left out).
 local errors = require "lbox.errors"
 local images = require "lbox.images"
 local rootfs = require "lbox.rootfs"
 
 local container, name, extra = ...
 if not container or not name or extra then errors.raise("usage: lbox commit CONTAINER IMAGE") end
-local _, pid = rootfs.find_running(container)
-print(images.commit(pid, name).name)
+local root <close> = rootfs.open(container)
+print(images.import(root.path, name).name)
 return 0

@@ -91,6 +91,29 @@ describe("images", function()
     assert.matches("no such container: %.%./x", helper.lbox_run({ "export", "../x", "/tmp/x.tar" }).err)
   end)
 
+  it("commits and exports a container that ended and was kept", function()
+    local r = helper.lbox_run { "run", "-d", "sh", "-c", "echo changed > /marker; rm /bin/ls; mkdir -p /new/dir" }
+    assert.are.equal(0, r.code, r.err)
+    local id = r.out:match("^(%x+)\n$")
+    assert.is_true(helper.eventually(function()
+      return helper.lbox_run({ "ps", "-a" }).out:find(id:sub(1, 12) .. ".*Exited %(0%)") ~= nil
+    end))
+    local mounts = helper.read_file("/proc/self/mountinfo")
+    local commit = helper.lbox_run { "commit", id, "lbox-spec-ended" }
+    assert.are.same({ 0, "lbox-spec-ended\n" }, { commit.code, commit.out }, commit.err)
+    assert.are.equal(0, helper.lbox_run({ "export", id, work .. "/ended.tar" }).code)
+    -- the layer was mounted in a namespace of its own, gone with its helper
+    assert.are.equal(mounts, helper.read_file("/proc/self/mountinfo"))
+    local run = helper.lbox_run { "run", "lbox-spec-ended", "sh", "-c",
+      "cat /marker; ls /new; test -e /bin/ls || echo deleted stays deleted" }
+    assert.are.same({ 0, "changed\ndir\ndeleted stays deleted\n" }, { run.code, run.out }, run.err)
+    local listing = sh("tar -tf " .. work .. "/ended.tar")
+    assert.matches("%./marker\n", listing)
+    assert.is_nil(listing:find("%./bin/ls\n"), "a deleted file came back in the export")
+    assert.are.equal(0, helper.lbox_run({ "rm", id }).code)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-ended" }).code)
+  end)
+
   it("runs on a plain directory with --rootfs", function()
     sh("cp -a " .. BUSYBOX_ROOT .. " " .. work .. "/plain && echo plain > " .. work .. "/plain/marker")
     local r = helper.lbox_run { "run", "--rootfs", work .. "/plain", "sh", "-c", "cat /marker; echo new > /written" }

@@ -139,17 +139,13 @@ function M.import(source, name)
   end)
 end
 
---- Make image `name` from the root filesystem of a running container:
--- what its init sees at /, without /proc, /sys, /dev or volumes.
-function M.commit(pid, name)
-  return M.import("/proc/" .. pid .. "/root", name)
-end
-
---- Write the root filesystem of a running container to the tarball `file`.
-function M.export(pid, file)
+--- Write the filesystem at `root` (a container's, see lbox.rootfs.open)
+-- to the tarball `file`: that filesystem only, without what is mounted in
+-- it (/proc, /sys, /dev, volumes).
+function M.export(root, file)
   local partial = file .. ".partial"
   local ok, err = pcall(fs.run, "cannot export to " .. file,
-    "tar -C %s --one-file-system -cf %s .", "/proc/" .. pid .. "/root", partial)
+    "tar -C %s --one-file-system -cf %s .", root, partial)
   if not ok then
     os.remove(partial)
     error(err, 0)

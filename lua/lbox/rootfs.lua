@@ -53,6 +53,11 @@ local function sweep()
   end
 end
 
+-- The overlay of a container's layer in `dir` on the image root `lower`.
+local function overlay_options(lower, dir)
+  return string.format("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, dir, dir)
+end
+
 --- In lbox, before the clone: the container's directory, with its
 -- copy-on-write layer when it runs an image, and its /etc files. The
 -- directory's lock is held while the container lives (`lock_fd`).
@@ -76,30 +81,32 @@ function M.prepare(id, spec)
       end
     end
   end
+  local lower
+  if spec.rootfs then
+    if fs.kind(spec.rootfs) ~= "directory" then
+      errors.raise(string.format("--rootfs %s: not a directory", spec.rootfs))
+    end
+  else
+    local image = images.get(spec.image)
+    if not image then
+      errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
+    end
+    lower = image.rootfs
+  end
   try("cannot create the container's directory", fs.mkdir_p(dir))
   local lock_fd = try("cannot lock the container's directory", core.open(dir .. "/lock", "create"))
   core.flock(lock_fd, "exclusive")
   state.write(id, {
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
-    user = spec.user,
+    user = spec.user, lower = lower,
   })
-  local root = { files = {} }
-  if spec.rootfs then
-    if fs.kind(spec.rootfs) ~= "directory" then
-      errors.raise(string.format("--rootfs %s: not a directory", spec.rootfs))
-    end
-    root.path = spec.rootfs
-  else
-    local image = images.get(spec.image)
-    if not image then
-      errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
-    end
+  local root = { files = {}, path = spec.rootfs }
+  if lower then
     for _, sub in ipairs { "upper", "work", "merged" } do
       try("cannot create the container's layer", fs.mkdir_p(dir .. "/" .. sub))
     end
-    root.path = dir .. "/merged"
-    root.overlay = string.format("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", image.rootfs, dir, dir)
+    root.path, root.overlay = dir .. "/merged", overlay_options(lower, dir)
   end
   for _, v in ipairs(spec.volumes) do
     -- like docker: a missing host directory is created
@@ -117,14 +124,60 @@ function M.prepare(id, spec)
   return root, lock_fd
 end
 
---- The running container whose id starts with `ref` (or named `ref`).
--- @return id, pid of its init; raises a user error when there is none
-function M.find_running(ref)
+--- The root filesystem of container `ref` (an id prefix or a name), to
+-- read from: a running container's as its init sees it; an ended one's
+-- layer over its image, mounted read-only in a mount namespace of a helper
+-- process, which ends (and the mount with it) when the result is closed
+-- or lbox dies. Raises a user error when there is no such container.
+-- @return to-be-closed { path }
+function M.open(ref)
   local found = state.find(ref)
-  if found.status ~= "running" or not found.pid then
-    errors.raise(string.format("container %s is not running", found.id:sub(1, 12)))
+  local view = setmetatable({}, { __close = function(v)
+    if v.hold then core.close(v.hold) end
+    if v.pid then core.waitpid(v.pid) end
+  end })
+  if found.status == "running" and found.pid then
+    view.path = "/proc/" .. found.pid .. "/root"
+    return view
   end
-  return found.id, found.pid
+  local dir = M.container_dir(found.id)
+  if not found.lower then -- it ran on a directory of its own
+    view.path = found.image
+    return view
+  end
+  local ready_read, ready_write = try("cannot create a pipe", core.pipe())
+  local hold_read, hold_write = try("cannot create a pipe", core.pipe())
+  local pid, msg = core.clone(core.CLONE_NEWNS)
+  if pid == 0 then
+    core.close(ready_read)
+    core.close(hold_write)
+    core.set_pdeathsig(core.SIGKILL)
+    local ok, why = core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE)
+    if ok then
+      ok, why = core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY, overlay_options(found.lower, dir))
+    end
+    core.write(ready_write, ok and "ok" or why)
+    core.close(ready_write)
+    core.read(hold_read, 1) -- end of file: lbox is done, or gone
+    core._exit(0)
+  end
+  core.close(ready_write)
+  core.close(hold_read)
+  if not pid then
+    core.close(ready_read)
+    core.close(hold_write)
+    errors.raise("cannot create a process: " .. tostring(msg))
+  end
+  view.pid, view.hold = pid, hold_write
+  local reply = core.read(ready_read, 4096) or ""
+  core.close(ready_read)
+  if reply ~= "ok" then
+    getmetatable(view).__close(view)
+    errors.raise(string.format("cannot mount the layer of container %s: %s", found.id:sub(1, 12),
+      reply ~= "" and reply or "its helper process died"))
+  end
+  view.path = "/proc/" .. pid .. "/root" .. dir .. "/merged"
+  return view
 end
 
 --- In lbox, after the container ended: remove its directory. The layer's
