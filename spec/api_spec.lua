@@ -73,6 +73,26 @@ describe("lbox API", function()
     end
   end)
 
+  it("documents every step, in order, in lua/API.md and the README", function()
+    local doc = assert(helper.read_file("lua/API.md"))
+    local function names(text)
+      local list = {}
+      for name in assert(text, "paragraph not found"):gmatch("`([%w_]+)`") do list[#list + 1] = name end
+      return list
+    end
+    local function step_names(steps)
+      local list = {}
+      for i, step in ipairs(steps) do list[i] = step[1] end
+      return list
+    end
+    assert.are.same(step_names(lbox.start_steps), names(doc:match("Start steps %(in lbox%) get the container: (.-)\n\n")))
+    assert.are.same(step_names(lbox.init_steps), names(doc:match("as seen before `pivot_root`: (.-)\n\n")))
+    local readme = assert(helper.read_file("README.md"))
+    assert.are.same(step_names(lbox.start_steps), names(readme:match("`start_steps` %(lbox's side%): (.-)\n%-")))
+    assert.are.same(step_names(lbox.init_steps),
+      names(readme:match("`init_steps` %(the container's side, after the clone%): (.-)\n\n")))
+  end)
+
   it("lets a recipe add steps on both sides of the handoff", function()
     local seen = {}
     local box = lbox.container { command = { "cat", "/etc/motd" } }
