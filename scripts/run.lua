@@ -6,8 +6,10 @@ local fs = require "lbox.fs"
 local images = require "lbox.images"
 local lbox = require "lbox"
 local monitor = require "lbox.monitor"
+local lbox_spec = require "lbox.spec"
 local lfs = require "lfs"
 local options = require "lbox.options"
+local state = require "lbox.state"
 local units = require "lbox.units"
 
 local RUN_OPTIONS = {
@@ -19,6 +21,7 @@ local RUN_OPTIONS = {
   { "rootfs", value = "DIR", help = "run on this directory instead of an image" },
   { "volume", short = "v", value = "HOST:CTR[:ro]", list = true, help = "bind-mount a host path (repeatable)" },
   { "read-only", help = "mount the container's root read-only" },
+  { "network", value = "MODE", help = "none (the default: lo only), host, or container:NAME (share its network)" },
   { "detach", short = "d", help = "run in the background and print the container's id" },
   { "name", value = "NAME", help = "a unique name for the container" },
   { "rm", help = "remove the container when it ends (always, without -d)" },
@@ -123,6 +126,25 @@ local function volumes_from(list)
   return volumes
 end
 
+-- --network: the namespaces to make and to join, as docker's modes.
+local function network_from(mode)
+  if mode == nil or mode == "none" then return nil, nil end
+  if mode == "host" then
+    local namespaces = {}
+    for _, name in ipairs(lbox_spec.default_namespaces()) do
+      if name ~= "net" then namespaces[#namespaces + 1] = name end
+    end
+    return namespaces, nil
+  end
+  local ref = mode:match("^container:(.+)$")
+  if not ref then errors.raise(string.format("--network %q: use none, host or container:NAME", mode)) end
+  local other = state.find(ref, errors.codes.lbox)
+  if other.status ~= "running" then
+    errors.raise(string.format("--network %s: container %s is not running", mode, other.id:sub(1, 12)))
+  end
+  return nil, { net = other.pid }
+end
+
 local function absolute(path)
   if path and path:sub(1, 1) ~= "/" then return lfs.currentdir() .. "/" .. path end
   return path
@@ -147,8 +169,11 @@ if #command == 0 then
   errors.raise('"lbox run" requires a command to run (see lbox run --help)')
 end
 
+local namespaces, join = network_from(opts.network)
 local spec = {
   command = command,
+  namespaces = namespaces,
+  join = join,
   image = image and image.name,
   rootfs = absolute(opts.rootfs),
   volumes = volumes_from(opts.volume),

@@ -64,6 +64,26 @@ describe("lbox run", function()
     end
   end)
 
+  it("shares the host's network, or a running container's, with --network", function()
+    local devices = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"
+    local host = helper.sh(devices)
+    local r = helper.lbox_run { "run", "--network", "host", "sh", "-c", devices .. "; readlink /proc/self/ns/net" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(host.out .. lfs.symlinkattributes("/proc/self/ns/net", "target") .. "\n", r.out)
+    local id = helper.lbox_run({ "run", "-d", "--name", "lbox-spec-net", "sleep", "30" }).out:match("^(%x+)\n$")
+    local shared = helper.lbox_run { "run", "--network", "container:lbox-spec-net", "readlink", "/proc/self/ns/net" }
+    local own = helper.lbox_run { "exec", id, "readlink", "/proc/self/ns/net" }
+    assert.are.same({ 0, own.out }, { shared.code, shared.out }, shared.err)
+    assert.are_not.equal(lfs.symlinkattributes("/proc/self/ns/net", "target") .. "\n", own.out)
+    assert.are.equal(0, helper.lbox_run({ "rm", "-f", id }).code)
+    for mode, message in pairs { bogus = '%-%-network "bogus": use none, host or container:NAME',
+                                 ["container:lbox-spec-none"] = "no such container: lbox%-spec%-none" } do
+      r = helper.lbox_run { "run", "--network", mode, "true" }
+      assert.are.equal(125, r.code, mode)
+      assert.matches("^lbox: error: " .. message .. "\n$", r.err)
+    end
+  end)
+
   it("mounts a fresh /proc with nosuid, nodev and noexec", function()
     local r = run { PROBE }
     local options = facts(r.out).proc_mount

@@ -47,6 +47,14 @@ M.MIN_MEMORY = 6 * 1024 * 1024 -- docker's minimum: below it the runtime itself 
 M.CPU_ONLINE = "/sys/devices/system/cpu/online"
 M.NODE_ONLINE = "/sys/devices/system/node/online"
 
+--- The namespaces a container gets unless its spec says otherwise: docker's,
+-- with a cgroup namespace on cgroup v2 hosts only, as docker.
+function M.default_namespaces()
+  local namespaces = { table.unpack(M.DEFAULT_NAMESPACES) }
+  if cgroups.unified() then namespaces[#namespaces + 1] = "cgroup" end
+  return namespaces
+end
+
 --- Check `spec` and return a normalized copy with defaults filled in.
 -- Raises a user error naming the first problem.
 -- @param labels optional map from field path ("limits.cpus") to the name the
@@ -133,11 +141,7 @@ function M.normalize(spec, labels)
     out.volumes[i] = { host = v.host, target = v.target, readonly = v.readonly and true or false }
   end
 
-  local namespaces = spec.namespaces
-  if not namespaces then
-    namespaces = { table.unpack(M.DEFAULT_NAMESPACES) }
-    if cgroups.unified() then namespaces[#namespaces + 1] = "cgroup" end
-  end
+  local namespaces = spec.namespaces or M.default_namespaces()
   for _, name in ipairs(namespaces) do
     if not KNOWN_NAMESPACES[name] then bad("namespaces", "unknown namespace %q", tostring(name)) end
     out.namespaces[name] = true

@@ -96,16 +96,18 @@ function M.list()
 end
 
 --- The container `ref` names: a full id, a unique id prefix, or a name.
--- @return its current state; raises a user error when none or several match
-function M.find(ref)
+-- @return its current state; raises a user error (exit `code`, default 1)
+-- when none or several match
+function M.find(ref, code)
+  code = code or 1 -- docker's for a container command; run says 125
   if type(ref) ~= "string" or ref == "" then errors.raise("a container id or name is required") end
   local matches = {}
   for _, state in ipairs(M.list()) do
     if state.name == ref or state.id == ref then return state end
     if ref:match("^%x+$") and state.id:sub(1, #ref) == ref then matches[#matches + 1] = state end
   end
-  if #matches == 0 then errors.raise(string.format("no such container: %s", ref), 1) end
-  if #matches > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", ref), 1) end
+  if #matches == 0 then errors.raise(string.format("no such container: %s", ref), code) end
+  if #matches > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", ref), code) end
   return matches[1]
 end
 
