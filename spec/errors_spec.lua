@@ -31,9 +31,10 @@ describe("bad input", function()
   it("refuses bad sizes", function()
     assert_refused({ "run", "-m", "100x", "true" }, '%-%-memory: invalid size "100x"')
     assert_refused({ "run", "-m", "-5m", "true" }, '%-%-memory: invalid size "%-5m"')
-    assert_refused({ "run", "-m", "1m", "true" }, "%-%-memory: %d+ must be a whole number from 6291456")
+    assert_refused({ "run", "-m", "1m", "true" }, "%-%-memory: 1m is below the minimum of 6m")
     assert_refused({ "run", "--memory-swap", "1g", "true" }, "%-%-memory%-swap: needs a memory limit")
-    assert_refused({ "run", "-m", "100m", "--memory-swap", "50m", "true" }, "%-%-memory%-swap: %d+ must be")
+    assert_refused({ "run", "-m", "100m", "--memory-swap", "50m", "true" },
+      "%-%-memory%-swap: 50m is less than the memory limit %(100m%): it counts memory and swap together")
   end)
 
   it("refuses bad CPU settings", function()

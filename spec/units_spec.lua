@@ -17,6 +17,11 @@ describe("units", function()
       assert.matches("invalid size", msg)
     end
   end)
+  it("writes sizes back as a user would", function()
+    assert.are.same({ "6m", "1g", "1536k", "100b", "1025b" },
+      { units.format_size(6 * 1024 * 1024), units.format_size(1024 ^ 3 // 1), units.format_size(1536 * 1024),
+        units.format_size(100), units.format_size(1025) })
+  end)
   it("parses cpu lists", function()
     assert.are.same({ 0, 1, 2, 4 }, units.cpu_list("0-2,4"))
     assert.are.same({ 1, 3 }, units.cpu_list("3,1,3"))

@@ -198,12 +198,20 @@ function M.check_limits(limits, out, bad)
     end
   end
   if limits.memory then
-    out.memory = integer("memory", limits.memory, M.MIN_MEMORY, math.maxinteger)
+    out.memory = integer("memory", limits.memory, 1, math.maxinteger)
+    if out.memory < M.MIN_MEMORY then
+      bad("limits.memory", "%s is below the minimum of %s", units.format_size(out.memory),
+        units.format_size(M.MIN_MEMORY))
+    end
   end
   if limits.memory_swap then
     if not out.memory then bad("limits.memory_swap", "needs a memory limit as well") end
     if limits.memory_swap ~= -1 then
-      out.memory_swap = integer("memory_swap", limits.memory_swap, out.memory, math.maxinteger)
+      out.memory_swap = integer("memory_swap", limits.memory_swap, 1, math.maxinteger)
+      if out.memory_swap < out.memory then
+        bad("limits.memory_swap", "%s is less than the memory limit (%s): it counts memory and swap together",
+          units.format_size(out.memory_swap), units.format_size(out.memory))
+      end
     else
       out.memory_swap = -1
     end

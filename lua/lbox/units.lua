@@ -17,6 +17,14 @@ function M.size(text)
   return bytes
 end
 
+--- `bytes` the way a user writes a size: "6m", "1g", "1536k", or "100b".
+function M.format_size(bytes)
+  for _, unit in ipairs { { "g", 1 << 30 }, { "m", 1 << 20 }, { "k", 1 << 10 } } do
+    if bytes >= unit[2] and bytes % unit[2] == 0 then return string.format("%d%s", bytes // unit[2], unit[1]) end
+  end
+  return string.format("%db", bytes)
+end
+
 --- "1.5" -> 1.5; a positive decimal number.
 function M.decimal(text)
   local value = tostring(text):match("^%d+%.?%d*$") and tonumber(text)
