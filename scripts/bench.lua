@@ -1,7 +1,8 @@
 -- lbox bench [RUNS]: start-up time of `lbox run /bin/true`, side by side in
--- one hyperfine run with what people would use instead, as ratios to the
--- reference of each case. lbox, runc and crun all start the same busybox
--- root (lbox's built-in image); lbox with pivot_root into an overlay.
+-- one hyperfine run with what people would use instead, and the peak memory
+-- of each, as ratios to the reference of each case. lbox, runc and crun all
+-- start the same busybox root (lbox's built-in image); lbox with pivot_root
+-- into an overlay.
 --   (a) no limits: unshare with the same five namespaces on the host's root
 --       (reference: namespaces only), bwrap, runc, crun;
 --   (b) a 100m memory limit: a shell script doing the same namespaces and the
@@ -19,6 +20,7 @@ local work = "/tmp/lbox-bench." .. core.getpid()
 local lbox = cli.root .. "/lbox"
 local MEMORY = 100 * 1024 * 1024
 local NAMESPACES = "unshare -u -p -m -i -n -f --mount-proc"
+local MEMORY_RUNS = 11
 
 local function sh(command)
   local ok = os.execute(command)
@@ -91,18 +93,35 @@ local function hyperfine(commands)
   return result.results
 end
 
+-- Peak resident memory of `command` in KiB, the median of MEMORY_RUNS runs:
+-- what wait4 reports for it, the largest of the process and of the
+-- descendants it reaped (GNU time's %M).
+local function peak_memory(command)
+  local out = work .. "/rss"
+  local samples = {}
+  for i = 1, MEMORY_RUNS do
+    sh(string.format("/usr/bin/time -f %%M -o %s %s >/dev/null 2>&1", out, command))
+    local f = assert(io.open(out))
+    samples[i] = tonumber(f:read("l"))
+    f:close()
+  end
+  table.sort(samples)
+  return samples[(MEMORY_RUNS + 1) // 2]
+end
+
 local function report(title, commands)
   local results = hyperfine(commands)
-  local reference = results[1].mean
-  print(title)
+  local memory = {}
+  for i, c in ipairs(commands) do memory[i] = peak_memory(c[2]) end
+  print(string.format("%-36s %17s %7s %12s %7s", title, "time", "", "peak memory", ""))
   for i, r in ipairs(results) do
-    print(string.format("  %-34s %7.2f ms ± %5.2f   %5.2fx", commands[i][1], r.mean * 1000, r.stddev * 1000,
-      r.mean / reference))
+    print(string.format("  %-34s %7.2f ms ± %5.2f %6.2fx %8.1f MiB %6.2fx", commands[i][1], r.mean * 1000,
+      r.stddev * 1000, r.mean / results[1].mean, memory[i] / 1024, memory[i] / memory[1]))
   end
 end
 
 if core.geteuid() ~= 0 then errors.raise("bench: needs root") end
-for _, program in ipairs { "hyperfine", "unshare" } do
+for _, program in ipairs { "hyperfine", "unshare", "/usr/bin/time" } do
   if not have(program) then errors.raise("bench: " .. program .. " is missing: make deps-bench") end
 end
 sh("mkdir -p " .. work)
@@ -132,7 +151,8 @@ local ok, err = pcall(function()
         or "it refuses to run on this host"))
     end
   end
-  print(string.format("%d runs each, after 20 warm-up runs; ratio to the first line of each case", runs))
+  print(string.format("time: %d runs each, after 20 warm-up runs; peak memory: median of %d runs; "
+    .. "ratios to the first line of each case", runs, MEMORY_RUNS))
   report("(a) no limits", plain)
   report("(b) memory limit", limited)
 end)
