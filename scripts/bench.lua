@@ -129,6 +129,8 @@ local ok, err = pcall(function()
   local plain = {
     { "unshare (5 namespaces)", NAMESPACES .. " /bin/true" },
     { "lbox run (busybox image)", lbox .. " run.lua /bin/true" },
+    -- the same root as runc's and crun's, without the overlay
+    { "lbox run --rootfs (busybox root)", lbox .. " run.lua --rootfs " .. images.get(images.DEFAULT).rootfs .. " /bin/true" },
   }
   local limited = {
     { "shell script (same cgroup work)", limit_script() },
