@@ -1,6 +1,7 @@
 /* Signals: the blocked mask, signalfd(2) and dispositions. lbox blocks the
  * signals it forwards and reads them from a signalfd, so no handler ever runs
- * inside the Lua state. */
+ * inside the Lua state; the one handler here only takes note of a signal,
+ * for code blocked in a library's read (readline) that a signal must end. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -70,21 +71,46 @@ static int signal_read_signal(lua_State *L) {
   return 1;
 }
 
-/* signal(signals, "default"|"ignore") -> true | fail, msg, errno: set the
- * disposition of each signal. See sigaction(2). */
+static volatile sig_atomic_t caught[NSIG];
+
+static void take_note(int sig) {
+  caught[sig] = 1;
+}
+
+/* signal(signals, "default"|"ignore"|"catch") -> true | fail, msg, errno: set
+ * the disposition of each signal. "catch" only notes that the signal came
+ * (see caught), and does not restart system calls: a blocking read it
+ * interrupts fails with EINTR. See sigaction(2). */
 static int signal_signal(lua_State *L) {
-  static const char *const actions[] = {"default", "ignore", NULL};
+  static const char *const actions[] = {"default", "ignore", "catch", NULL};
+  static void (*const handlers[])(int) = {SIG_DFL, SIG_IGN, take_note};
   sigset_t set;
   check_sigset(L, 1, &set);
-  void (*handler)(int) = luaL_checkoption(L, 2, NULL, actions) == 0 ? SIG_DFL : SIG_IGN;
+  struct sigaction action = {0};
+  action.sa_handler = handlers[luaL_checkoption(L, 2, NULL, actions)];
+  sigemptyset(&action.sa_mask);
   for (int sig = 1; sig < NSIG; sig++)
-    if (sigismember(&set, sig) == 1 && signal(sig, handler) == SIG_ERR)
-      return lbox_fail(L, "signal", NULL);
+    if (sigismember(&set, sig) == 1 && sigaction(sig, &action, NULL) < 0)
+      return lbox_fail(L, "sigaction", NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* caught() -> { signal... }: the signals caught (see signal) since the last
+ * call, in increasing order. */
+static int signal_caught(lua_State *L) {
+  lua_newtable(L);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (caught[sig]) {
+      caught[sig] = 0;
+      lua_pushinteger(L, sig);
+      lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    }
+  return 1;
+}
+
 static const luaL_Reg signal_funcs[] = {
+  {"caught", signal_caught},
   {"read_signal", signal_read_signal},
   {"signal", signal_signal},
   {"signalfd", signal_signalfd},

@@ -53,11 +53,9 @@ describe("the REPL", function()
   for _, ending in ipairs {
     { "Ctrl-D", function(term) core.write(term.master, "\4") end },
     { "os.exit", function(term) core.write(term.master, "os.exit(3)\n") end, 3 },
-    { "SIGTERM", function(term)
-      core.kill(term.pid, core.SIGTERM)
-      core.write(term.master, "\n") -- seen when the line ends
-    end, 0 },
-    { "a hangup (SIGHUP)", function(term)
+    { "SIGTERM", function(term) core.kill(term.pid, core.SIGTERM) end, 0 },
+    { "SIGHUP", function(term) core.kill(term.pid, core.SIGHUP) end, 0 },
+    { "a hangup (its terminal closes)", function(term)
       -- the terminal goes away: its session gets SIGHUP, its reads fail
       core.close(term.master)
       term.master = assert(core.open("/dev/null"))

@@ -132,30 +132,33 @@ local function plain_loop(env)
   end
 end
 
--- With readline. Its callback interface would let the loop poll a
--- signalfd too, but lua-readline 3.1 closes the terminal's stream before
--- readline is done with it (a use-after-free at handler_remove). So: the
--- ending signals stay blocked; a hangup makes readline return nil at once,
--- a SIGHUP or SIGTERM sent with kill is seen when the current line ends.
+-- With readline (its blocking call: lua-readline 3.1's callback interface
+-- closes the terminal's stream before readline is done with it, a
+-- use-after-free at handler_remove). The ending signals are caught, not
+-- fatal, and open only while readline waits: GNU readline gives up its
+-- read on SIGHUP or SIGTERM and returns nil, so the REPL ends at once.
+-- While a line runs they stay blocked (a container's wait reads them).
 local function terminal_loop(env, rl)
   core.sigmask("block", ENDING_SIGNALS)
-  local sigfd = assert(core.signalfd(ENDING_SIGNALS))
+  core.signal(ENDING_SIGNALS, "catch")
   rl.set_options { histfile = "~/.lbox_history", completion = true }
   rl.set_complete_function(function(text, from, to)
     return M.complete(env, text:sub(from, to))
   end)
   local pending
   while true do
-    local line = rl.readline(pending and ">> " or "> ")
-    local ending = core.read_signal(sigfd)
+    core.sigmask("unblock", ENDING_SIGNALS) -- one that came while a line ran arrives now
+    local ending = core.caught()[1]
+    local line = not ending and rl.readline(pending and ">> " or "> ")
+    core.sigmask("block", ENDING_SIGNALS)
+    ending = ending or core.caught()[1]
     if ending then io.stdout:write("\nlbox: signal ", ending, ": leaving") end
     if not line or ending then break end
     pending = evaluate(env, pending, line)
-    core.sigmask("block", ENDING_SIGNALS) -- a container's teardown may have unblocked them
   end
   rl.save_history()
-  core.close(sigfd)
   container.destroy_all()
+  core.signal(ENDING_SIGNALS, "default")
   core.sigmask("unblock", ENDING_SIGNALS)
 end
 
