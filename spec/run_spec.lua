@@ -194,6 +194,9 @@ describe("lbox run", function()
     assert.are.same({ 0, "65534\n0\n0\n/\n" }, as("nobody:root"))
     assert.are.same({ 0, "4242\n65534\n65534\n/\n" }, as("4242:nogroup"))
     assert.are.same({ 0, "0\n0\n0\n/root\n" }, as("0"))
+    -- without -u, root with the container's groups, not those lbox runs with
+    local groups = helper.sh("setpriv --groups 4,24 " .. helper.lbox .. " run id -G")
+    assert.are.same({ 0, "0\n" }, { groups.code, groups.out })
     -- supplementary groups: those that list the user in the container's /etc/group
     local group_file = os.tmpname()
     helper.write_file(group_file, "root:x:0:\nnogroup:x:65534:\ndisk:x:6:nobody\n")

@@ -168,7 +168,7 @@ function M.become_user(user, env)
     fs.read_file("/etc/passwd"), fs.read_file("/etc/group"))
   if not found then errors.raise(msg) end
   env.HOME = env.HOME or found.home
-  if not user then return end
+  -- root too: the groups lbox runs with are the host's, not the container's
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))
