@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -95,6 +96,15 @@ static int proc_chdir(lua_State *L) {
   if (chdir(path) < 0)
     return lbox_fail(L, "chdir", path);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* umask(mask) -> the previous mask: the permission bits files created from
+ * now on will not have. See umask(2). */
+static int proc_umask(lua_State *L) {
+  lua_Integer mask = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, mask >= 0 && mask <= 0777, 1, "a mask from 0 to 0777 expected");
+  lua_pushinteger(L, umask((mode_t)mask));
   return 1;
 }
 
@@ -213,6 +223,7 @@ static const luaL_Reg proc_funcs[] = {
   {"setgid", proc_setgid},
   {"setgroups", proc_setgroups},
   {"setuid", proc_setuid},
+  {"umask", proc_umask},
   {"waitpid", proc_waitpid},
   {NULL, NULL}
 };

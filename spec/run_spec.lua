@@ -181,6 +181,9 @@ describe("lbox run", function()
     assert.matches("\nPATH=/usr/local/sbin:", "\n" .. r.out)
     assert.matches("\nHOSTNAME=%x+\n", "\n" .. r.out)
     assert.is_nil(r.out:find("SECRET"))
+    -- nor the umask of the shell lbox runs from
+    local umask = helper.sh("umask 077; " .. helper.lbox .. " run sh -c umask")
+    assert.are.same({ 0, "0022\n" }, { umask.code, umask.out })
   end)
 
   it("runs as a user by name or number, as the container's /etc files know it", function()

@@ -38,6 +38,9 @@ M.RESET_SIGNALS = { core.SIGPIPE, core.SIGTSTP, core.SIGTTIN, core.SIGTTOU, tabl
 
 M.READ_SIZE = 65536
 
+-- The container's umask: docker's (runc's default).
+M.UMASK = tonumber("022", 8)
+
 -- Capabilities a container keeps: docker's default set. Without
 -- CAP_SYS_ADMIN it cannot remount what lbox made read-only.
 M.CAPABILITIES = {
@@ -168,7 +171,8 @@ function M.become_user(user, env)
     fs.read_file("/etc/passwd"), fs.read_file("/etc/group"))
   if not found then errors.raise(msg) end
   env.HOME = env.HOME or found.home
-  -- root too: the groups lbox runs with are the host's, not the container's
+  -- root too: the groups and umask lbox runs with are the host's, not the container's
+  core.umask(M.UMASK)
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))
