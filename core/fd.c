@@ -1,10 +1,15 @@
 /* File descriptors as plain integers: pipe(2), open(2), read(2), write(2),
- * dup2(2), close(2), poll(2). Every descriptor lbox opens is close-on-exec. */
+ * dup2(2), close(2), poll(2). Every descriptor lbox opens is close-on-exec,
+ * and cloexec_from makes the ones it inherited so too. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <dirent.h>
+#include <linux/close_range.h>
+#include <stdlib.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -80,6 +85,35 @@ static int fd_write(lua_State *L) {
 static int fd_close(lua_State *L) {
   if (close(lbox_check_fd(L, 1)) < 0)
     return lbox_fail(L, "close", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* cloexec_from(first) -> true | fail, msg, errno: make every descriptor from
+ * `first` up close-on-exec, whoever opened it, so that exec passes on only
+ * those below. close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11), else
+ * each descriptor listed in /proc/self/fd. */
+static int fd_cloexec_from(lua_State *L) {
+  int first = lbox_check_fd(L, 1);
+  if (syscall(SYS_close_range, (unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (errno != ENOSYS && errno != EINVAL)
+    return lbox_fail(L, "close_range", NULL);
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir == NULL)
+    return lbox_fail(L, "opendir", "/proc/self/fd");
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    int fd = atoi(entry->d_name);
+    if (fd >= first && fd != dirfd(dir)) {
+      int flags = fcntl(fd, F_GETFD);
+      if (flags >= 0)
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+  }
+  closedir(dir);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -178,6 +212,7 @@ static int fd_isatty(lua_State *L) {
 
 static const luaL_Reg fd_funcs[] = {
   {"access", fd_access},
+  {"cloexec_from", fd_cloexec_from},
   {"close", fd_close},
   {"dup2", fd_dup2},
   {"flock", fd_flock},

@@ -89,6 +89,9 @@ describe("lbox run -d and the management commands", function()
     local pid = tonumber(r.out:match("^run 1 /tmp %x+ (%d+)\n"))
     assert.is_true(pid and pid < 10, r.out) -- numbered in the container's pid namespace
     assert.matches("\n1\n$", r.out) -- and in the container's cgroup
+    -- the descriptors lbox exec had open stay out
+    local fds = helper.sh(helper.lbox .. " exec " .. id .. " sh -c 'ls /proc/$$/fd; true' 3</etc/hostname")
+    assert.are.same({ 0, "0\n1\n2\n" }, { fds.code, fds.out })
     local stdin = helper.lbox_run({ "exec", "-i", id, "cat" }, { stdin = "fed\n" })
     assert.are.equal("fed\n", stdin.out)
     local stats = ok("stats", "--no-stream", "lbox-spec-exec")

@@ -181,6 +181,9 @@ describe("lbox run", function()
     assert.matches("\nPATH=/usr/local/sbin:", "\n" .. r.out)
     assert.matches("\nHOSTNAME=%x+\n", "\n" .. r.out)
     assert.is_nil(r.out:find("SECRET"))
+    -- nor the descriptors it had open
+    local fds = helper.sh(helper.lbox .. " run sh -c 'ls /proc/1/fd; true' 3</etc/hostname 7>/dev/null")
+    assert.are.same({ 0, "0\n1\n2\n" }, { fds.code, fds.out })
     -- nor the umask of the shell lbox runs from
     local umask = helper.sh("umask 077; " .. helper.lbox .. " run sh -c umask")
     assert.are.same({ 0, "0022\n" }, { umask.code, umask.out })

@@ -369,10 +369,12 @@ function Container:exec(argv, opts)
       try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
     end },
     { "terminal", function()
-      if not slave then return end
-      try("cannot start a session", core.setsid())
-      try("cannot take the terminal", core.set_controlling_tty(slave))
-      for fd = 0, 2 do try("cannot attach the terminal", core.dup2(slave, fd)) end
+      if slave then
+        try("cannot start a session", core.setsid())
+        try("cannot take the terminal", core.set_controlling_tty(slave))
+        for fd = 0, 2 do try("cannot attach the terminal", core.dup2(slave, fd)) end
+      end
+      try("cannot close lbox's descriptors", core.cloexec_from(3))
     end },
     { "user", function() inside.become_user(user, env) end },
     { "exec", function() exec.execvp(argv, env) end },

@@ -138,6 +138,8 @@ M.steps = {
       local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
       try("cannot detach stdin", core.dup2(null, 0))
     end
+    -- and nothing else: what lbox inherited (a shell's 3</etc/shadow) stays out
+    try("cannot close lbox's descriptors", core.cloexec_from(3))
   end },
   { "capabilities", function()
     try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES))
