@@ -89,33 +89,56 @@ static int fd_close(lua_State *L) {
   return 1;
 }
 
-/* cloexec_from(first) -> true | fail, msg, errno: make every descriptor from
- * `first` up close-on-exec, whoever opened it, so that exec passes on only
- * those below. close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11), else
- * each descriptor listed in /proc/self/fd. */
-static int fd_cloexec_from(lua_State *L) {
-  int first = lbox_check_fd(L, 1);
-  if (syscall(SYS_close_range, (unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (errno != ENOSYS && errno != EINVAL)
-    return lbox_fail(L, "close_range", NULL);
+/* Close, or make close-on-exec, each open descriptor from first to last,
+ * listed in /proc/self/fd: for kernels before close_range(2) (Linux 5.11). */
+static int each_listed_fd(unsigned first, unsigned last, int cloexec) {
   DIR *dir = opendir("/proc/self/fd");
   if (dir == NULL)
-    return lbox_fail(L, "opendir", "/proc/self/fd");
+    return -1;
   struct dirent *entry;
   while ((entry = readdir(dir)) != NULL) {
-    int fd = atoi(entry->d_name);
-    if (fd >= first && fd != dirfd(dir)) {
-      int flags = fcntl(fd, F_GETFD);
+    char *end;
+    unsigned long fd = strtoul(entry->d_name, &end, 10);
+    if (*end != '\0' || end == entry->d_name || fd < first || fd > last || (int)fd == dirfd(dir))
+      continue;
+    if (!cloexec)
+      close((int)fd);
+    else {
+      int flags = fcntl((int)fd, F_GETFD);
       if (flags >= 0)
-        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
     }
   }
   closedir(dir);
+  return 0;
+}
+
+static int close_fds(lua_State *L, unsigned first, unsigned last, int cloexec) {
+  if (syscall(SYS_close_range, first, last, cloexec ? CLOSE_RANGE_CLOEXEC : 0) < 0) {
+    if (errno != ENOSYS && errno != EINVAL)
+      return lbox_fail(L, "close_range", NULL);
+    if (each_listed_fd(first, last, cloexec) < 0)
+      return lbox_fail(L, "opendir", "/proc/self/fd");
+  }
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* close_range(first [, last]) -> true | fail, msg, errno: close every open
+ * descriptor from `first` to `last` (default: all above), whoever opened
+ * it. See close_range(2). */
+static int fd_close_range(lua_State *L) {
+  int first = lbox_check_fd(L, 1);
+  int last = luaL_opt(L, lbox_check_fd, 2, 0x7fffffff);
+  luaL_argcheck(L, last >= first, 2, "below the first descriptor");
+  return close_fds(L, (unsigned)first, (unsigned)last, 0);
+}
+
+/* cloexec_from(first) -> true | fail, msg, errno: make every descriptor from
+ * `first` up close-on-exec, whoever opened it, so that exec passes on only
+ * those below. */
+static int fd_cloexec_from(lua_State *L) {
+  return close_fds(L, (unsigned)lbox_check_fd(L, 1), ~0U, 1);
 }
 
 /* dup2(old, new) -> new | fail, msg, errno. The copy is not close-on-exec.
@@ -214,6 +237,7 @@ static const luaL_Reg fd_funcs[] = {
   {"access", fd_access},
   {"cloexec_from", fd_cloexec_from},
   {"close", fd_close},
+  {"close_range", fd_close_range},
   {"dup2", fd_dup2},
   {"flock", fd_flock},
   {"isatty", fd_isatty},

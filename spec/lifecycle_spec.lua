@@ -3,6 +3,7 @@
 local cjson = require "cjson"
 local core = require "lbox.core"
 local helper = require "helper"
+local lfs = require "lfs"
 
 local function lbox(...)
   return helper.lbox_run { ... }
@@ -63,6 +64,22 @@ describe("lbox run -d and the management commands", function()
     assert.are.equal("err\n", ok("logs", "--tail", "1", id))
     ok("rm", "lbox-spec-web")
     assert.are.same({}, ps_rows("-a"))
+  end)
+
+  it("leaves none of the caller's descriptors open in the monitor", function()
+    -- a pipe the monitor held would keep its reader waiting for the container
+    local r = helper.sh("timeout 10 sh -c '( " .. helper.lbox .. " run -d sleep 30 3>&1 >&4 ) 4>&1 | cat'")
+    assert.are.equal(0, r.code, r.err)
+    local id = r.out:match("^(%x+)\n$")
+    local monitor = math.tointeger(inspect(id).monitor)
+    local open = {}
+    for fd in lfs.dir("/proc/" .. monitor .. "/fd") do
+      local target = fd:match("^%d+$") and lfs.symlinkattributes("/proc/" .. monitor .. "/fd/" .. fd, "target")
+      if target and not target:find("^/dev/null$") and not target:find(id, 1, true)
+        and not target:find("signalfd") then open[#open + 1] = fd .. " -> " .. target end
+    end
+    assert.are.same({}, open)
+    ok("rm", "-f", id)
   end)
 
   it("follows the log until the container ends", function()

@@ -24,11 +24,13 @@ function M.detach(box)
   local report_read, report_write = try("cannot create a pipe", core.pipe())
   local monitor = try("cannot create the monitor", core.clone(0))
   if monitor == 0 then
-    -- the monitor: a session of its own, nothing of the caller's terminal or pipes
-    core.close(report_read)
+    -- the monitor: a session of its own, and nothing of the caller's, its
+    -- terminal, pipes or open files (a pipe held open keeps a reader waiting)
     core.setsid()
     local null = core.open("/dev/null", "rw")
     if null then for fd = 0, 2 do core.dup2(null, fd) end end
+    if report_write > 3 then core.close_range(3, report_write - 1) end
+    core.close_range(report_write + 1)
     local ok, err = pcall(box.start, box)
     if not ok then
       local e = errors.is_user_error(err) and err or { message = tostring(err), code = errors.codes.lbox }
