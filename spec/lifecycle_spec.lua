@@ -66,7 +66,7 @@ describe("lbox run -d and the management commands", function()
     assert.are.same({}, ps_rows("-a"))
   end)
 
-  it("leaves none of the caller's descriptors open in the monitor", function()
+  it("leaves none of the caller's descriptors, nor its directory, busy in the monitor", function()
     -- a pipe the monitor held would keep its reader waiting for the container
     local r = helper.sh("timeout 10 sh -c '( " .. helper.lbox .. " run -d sleep 30 3>&1 >&4 ) 4>&1 | cat'")
     assert.are.equal(0, r.code, r.err)
@@ -79,6 +79,7 @@ describe("lbox run -d and the management commands", function()
         and not target:find("signalfd") then open[#open + 1] = fd .. " -> " .. target end
     end
     assert.are.same({}, open)
+    assert.are.equal("/", lfs.symlinkattributes("/proc/" .. monitor .. "/cwd", "target"))
     ok("rm", "-f", id)
   end)
 

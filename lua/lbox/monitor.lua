@@ -25,8 +25,10 @@ function M.detach(box)
   local monitor = try("cannot create the monitor", core.clone(0))
   if monitor == 0 then
     -- the monitor: a session of its own, and nothing of the caller's, its
-    -- terminal, pipes or open files (a pipe held open keeps a reader waiting)
+    -- terminal, pipes, open files (a pipe held open keeps a reader waiting)
+    -- or working directory (which it would keep busy)
     core.setsid()
+    core.chdir("/")
     local null = core.open("/dev/null", "rw")
     if null then for fd = 0, 2 do core.dup2(null, fd) end end
     if report_write > 3 then core.close_range(3, report_write - 1) end
