@@ -184,6 +184,12 @@ describe("lbox run", function()
     -- nor the descriptors it had open
     local fds = helper.sh(helper.lbox .. " run sh -c 'ls /proc/1/fd; true' 3</etc/hostname 7>/dev/null")
     assert.are.same({ 0, "0\n1\n2\n" }, { fds.code, fds.out })
+    -- nor the signals it ignored or blocked (but 32 and 33, the C library's)
+    local signals = helper.sh("trap '' ALRM USR1 RTMIN+5; exec " .. helper.lbox
+      .. " run grep -E 'Sig(Ign|Blk)' /proc/self/status")
+    assert.are.equal(0, signals.code, signals.err)
+    local blocked, ignored = signals.out:match("^SigBlk:\t(%x+)\nSigIgn:\t(%x+)\n$")
+    assert.are.same({ 0, 0 }, { tonumber(blocked, 16), tonumber(ignored, 16) & ~0x180000000 }, signals.out)
     -- nor the umask of the shell lbox runs from
     local umask = helper.sh("umask 077; " .. helper.lbox .. " run sh -c umask")
     assert.are.same({ 0, "0022\n" }, { umask.code, umask.out })

@@ -24,7 +24,7 @@ M.NAMESPACE_FLAGS = inside.NAMESPACE_FLAGS
 M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
 M.CAPABILITIES = inside.CAPABILITIES
 M.init_steps = inside.steps
-local WATCHED_SIGNALS, RESET_SIGNALS = inside.WATCHED_SIGNALS, inside.RESET_SIGNALS
+local WATCHED_SIGNALS = inside.WATCHED_SIGNALS
 local READ_SIZE = inside.READ_SIZE
 local run_init = inside.run
 
@@ -364,10 +364,7 @@ function Container:exec(argv, opts)
       try("cannot enter the working directory", core.chdir(opts.workdir or self.spec.workdir or "/"))
     end },
     { "capabilities", function() try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES)) end },
-    { "signals", function()
-      try("cannot reset signals", core.signal(RESET_SIGNALS, "default"))
-      try("cannot unblock signals", core.sigmask("unblock", WATCHED_SIGNALS))
-    end },
+    { "signals", function() inside.reset_signals() end },
     { "terminal", function()
       if slave then
         try("cannot start a session", core.setsid())

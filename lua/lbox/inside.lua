@@ -33,8 +33,16 @@ M.FORWARDED_SIGNALS = {
 -- the forwarded ones, children ending, window changes, and SIGPIPE so that a
 -- container gone early cannot kill lbox in the middle of a write.
 M.WATCHED_SIGNALS = { core.SIGCHLD, core.SIGWINCH, core.SIGPIPE, table.unpack(M.FORWARDED_SIGNALS) }
--- Reset in the container: lbox's blocked mask and ignored signals are inherited through exec.
-M.RESET_SIGNALS = { core.SIGPIPE, core.SIGTSTP, core.SIGTTIN, core.SIGTTOU, table.unpack(M.WATCHED_SIGNALS) }
+-- Reset in the container: ignored signals and the blocked mask survive
+-- exec, whether lbox set them or its caller did (nohup, a shell's `trap ''`).
+-- All but SIGKILL and SIGSTOP, which cannot change, and 32 and 33, which
+-- the C library keeps for its threads.
+M.RESET_SIGNALS = {}
+for sig = 1, 64 do
+  if sig ~= core.SIGKILL and sig ~= core.SIGSTOP and sig ~= 32 and sig ~= 33 then
+    M.RESET_SIGNALS[#M.RESET_SIGNALS + 1] = sig
+  end
+end
 
 M.READ_SIZE = 65536
 
@@ -148,10 +156,7 @@ M.steps = {
     -- last of all: as another user, lbox could not set up anything
     M.become_user(ctx.spec.user, ctx.spec.env)
   end },
-  { "signals", function()
-    try("cannot reset signals", core.signal(M.RESET_SIGNALS, "default"))
-    try("cannot unblock signals", core.sigmask("unblock", M.WATCHED_SIGNALS))
-  end },
+  { "signals", function() M.reset_signals() end },
   { "exec", function(ctx)
     if ctx.payload then
       -- a Lua function as the container's PID 1: its result is the exit code
@@ -164,6 +169,12 @@ M.steps = {
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }
+
+--- Every signal to its default action, none blocked: as a fresh process.
+function M.reset_signals()
+  try("cannot reset signals", core.signal(M.RESET_SIGNALS, "default"))
+  try("cannot unblock signals", core.sigmask("set", {}))
+end
 
 --- Become `user` ({ name, group } of a spec; root when nil) as the
 -- container's /etc/passwd and /etc/group know it, and give `env` the
