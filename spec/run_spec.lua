@@ -222,6 +222,15 @@ describe("lbox run", function()
     end
   end)
 
+  it("keeps the user's terminal out of reach without -t", function()
+    -- lbox has a controlling terminal here; its container gets a session without one
+    local term = helper.start_pty { helper.lbox, "run", "sh", "-c",
+      "echo in > /dev/tty || echo no-tty-$((6*7)); cut -d' ' -f6,7 /proc/self/stat" }
+    assert.are.equal(0, helper.finish_pty(term))
+    assert.matches("no%-tty%-42", term.output)
+    assert.matches("\n1 0\r?\n", term.output) -- session 1, no terminal
+  end)
+
   it("passes output through unbuffered, so pipes work", function()
     local r = helper.sh(helper.lbox .. " run.lua echo hi | wc -c")
     assert.are.equal("3\n", r.out)

@@ -366,8 +366,9 @@ function Container:exec(argv, opts)
     { "capabilities", function() try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES)) end },
     { "signals", function() inside.reset_signals() end },
     { "terminal", function()
+      -- a session of its own in any case: lbox's terminal stays out of reach
+      try("cannot start a session", core.setsid())
       if slave then
-        try("cannot start a session", core.setsid())
         try("cannot take the terminal", core.set_controlling_tty(slave))
         for fd = 0, 2 do try("cannot attach the terminal", core.dup2(slave, fd)) end
       end

@@ -142,9 +142,14 @@ M.steps = {
       try("cannot start a session", core.setsid())
       try("cannot take the terminal", core.set_controlling_tty(console))
       for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
-    elseif not ctx.spec.stdin and not ctx.spec.stdio.stdin then
-      local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
-      try("cannot detach stdin", core.dup2(null, 0))
+    else
+      -- a session of its own, without a terminal: lbox's, the user's, stays
+      -- out of reach (/dev/tty), and only lbox gets the terminal's signals
+      try("cannot start a session", core.setsid())
+      if not ctx.spec.stdin and not ctx.spec.stdio.stdin then
+        local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
+        try("cannot detach stdin", core.dup2(null, 0))
+      end
     end
     -- and nothing else: what lbox inherited (a shell's 3</etc/shadow) stays out
     try("cannot close lbox's descriptors", core.cloexec_from(3))
