@@ -2,6 +2,7 @@
 -- copy-on-write, the container's /dev, /sys and /proc, volumes, and hostile
 -- input refused. Each test ends with the leak check (store included).
 local helper = require "helper"
+local lfs = require "lfs"
 
 local STORE = helper.store
 local BUSYBOX_ROOT = STORE .. "/images/busybox/rootfs"
@@ -204,6 +205,18 @@ describe("images", function()
       assert.matches("Read%-only file system", r.out .. r.err)
       assert.matches("permission denied", r.out .. r.err)
       assert.matches("keep\n$", r.out)
+    end)
+
+    it("cannot make device nodes, on a volume or anywhere", function()
+      sh("mkdir -p " .. work .. "/rw")
+      local r = helper.lbox_run { "run", "-v", work .. "/rw:/rw", "sh", "-c",
+        "mknod /rw/disk b 8 0; mknod /tmp/null c 1 3; grep CapBnd /proc/self/status" }
+      assert.are.equal(0, r.code, r.err)
+      assert.matches("mknod: /rw/disk: Operation not permitted\nmknod: /tmp/null: Operation not permitted\n", r.err)
+      local bounding = tonumber(r.out:match("CapBnd:%s*(%x+)"), 16)
+      assert.are.equal(0, bounding & (1 << 27), "CAP_MKNOD is kept")
+      assert.are.equal(0, bounding & (1 << 21), "CAP_SYS_ADMIN is kept")
+      assert.is_nil(lfs.attributes(work .. "/rw/disk"))
     end)
 
     it("creates a missing host directory and keeps its data when the container goes", function()

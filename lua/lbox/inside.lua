@@ -49,8 +49,11 @@ M.READ_SIZE = 65536
 -- The container's umask: docker's (runc's default).
 M.UMASK = tonumber("022", 8)
 
--- Capabilities a container keeps: docker's default set. Without
--- CAP_SYS_ADMIN it cannot remount what lbox made read-only.
+-- Capabilities a container keeps: docker's default set but CAP_MKNOD, as
+-- podman. Without CAP_SYS_ADMIN it cannot remount what lbox made read-only.
+-- docker keeps CAP_MKNOD behind a device cgroup that denies the nodes it
+-- could make; lbox has none (a v1 group costs milliseconds, v2 needs an
+-- eBPF program), and a node made on a volume would open the host's disks.
 M.CAPABILITIES = {
   0,  -- CAP_CHOWN
   1,  -- CAP_DAC_OVERRIDE
@@ -63,7 +66,6 @@ M.CAPABILITIES = {
   10, -- CAP_NET_BIND_SERVICE
   13, -- CAP_NET_RAW
   18, -- CAP_SYS_CHROOT
-  27, -- CAP_MKNOD
   29, -- CAP_AUDIT_WRITE
   31, -- CAP_SETFCAP
 }
