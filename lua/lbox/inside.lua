@@ -138,20 +138,17 @@ M.steps = {
       local from = ctx.spec.stdio[name]
       if from then try("cannot attach " .. name, core.dup2(from, fd)) end
     end
+    -- a session of its own: lbox's terminal, the user's, stays out of reach
+    -- (/dev/tty), and only lbox gets that terminal's signals
+    try("cannot start a session", core.setsid())
     if ctx.console then
-      -- the terminal, opened again as the container's /dev/console
+      -- the container's own terminal, opened again as its /dev/console
       local console = try("cannot open the console", core.open("/dev/console", "rw"))
-      try("cannot start a session", core.setsid())
       try("cannot take the terminal", core.set_controlling_tty(console))
       for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
-    else
-      -- a session of its own, without a terminal: lbox's, the user's, stays
-      -- out of reach (/dev/tty), and only lbox gets the terminal's signals
-      try("cannot start a session", core.setsid())
-      if not ctx.spec.stdin and not ctx.spec.stdio.stdin then
-        local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
-        try("cannot detach stdin", core.dup2(null, 0))
-      end
+    elseif not ctx.spec.stdin and not ctx.spec.stdio.stdin then
+      local null = try("cannot open /dev/null", core.open("/dev/null", "r"))
+      try("cannot detach stdin", core.dup2(null, 0))
     end
     -- and nothing else: what lbox inherited (a shell's 3</etc/shadow) stays out
     try("cannot close lbox's descriptors", core.cloexec_from(3))
