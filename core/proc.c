@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -105,6 +106,17 @@ static int proc_umask(lua_State *L) {
   lua_Integer mask = luaL_checkinteger(L, 1);
   luaL_argcheck(L, mask >= 0 && mask <= 0777, 1, "a mask from 0 to 0777 expected");
   lua_pushinteger(L, umask((mode_t)mask));
+  return 1;
+}
+
+/* new_session_keyring() -> serial | fail, msg, errno: join a new anonymous
+ * session keyring, so that the keys of the session lbox runs in are not
+ * this process's. See KEYCTL_JOIN_SESSION_KEYRING in keyctl(2). */
+static int proc_new_session_keyring(lua_State *L) {
+  long serial = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL);
+  if (serial < 0)
+    return lbox_fail(L, "keyctl", "KEYCTL_JOIN_SESSION_KEYRING");
+  lua_pushinteger(L, serial);
   return 1;
 }
 
@@ -219,6 +231,7 @@ static const luaL_Reg proc_funcs[] = {
   {"getpid", proc_getpid},
   {"kill", proc_kill},
   {"limit_capabilities", proc_limit_capabilities},
+  {"new_session_keyring", proc_new_session_keyring},
   {"set_pdeathsig", proc_set_pdeathsig},
   {"setgid", proc_setgid},
   {"setgroups", proc_setgroups},

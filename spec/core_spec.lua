@@ -80,6 +80,11 @@ describe("lbox.core", function()
   end)
 
   describe("processes", function()
+    it("joins a new session keyring each time", function()
+      local r = lua_subprocess("local a = assert(core.new_session_keyring()) "
+        .. "local b = assert(core.new_session_keyring()) print(math.type(a), a ~= b)")
+      assert.are.same({ 0, "integer\ttrue\n" }, { r.code, r.out }, r.err)
+    end)
     it("sets the umask, returning the one before", function()
       local before = core.umask(tonumber("027", 8))
       assert.are.equal(tonumber("027", 8), core.umask(before))

@@ -188,11 +188,15 @@ function M.become_user(user, env)
     fs.read_file("/etc/passwd"), fs.read_file("/etc/group"))
   if not found then errors.raise(msg) end
   env.HOME = env.HOME or found.home
-  -- root too: the groups and umask lbox runs with are the host's, not the container's
+  -- root too: the groups, umask and session keyring lbox runs with are the
+  -- host's, not the container's
   core.umask(M.UMASK)
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))
+  -- as the user, who owns it then; without keyrings (or over the user's
+  -- key quota) the command keeps lbox's, as runc does when it may not
+  core.new_session_keyring()
 end
 
 --- Everything `fd` gives until end of file. @return string | nil, message
