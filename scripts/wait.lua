@@ -1,6 +1,5 @@
 -- lbox wait CONTAINER...: block until each container ends, then print its
 -- exit code, as docker wait.
-local core = require "lbox.core"
 local errors = require "lbox.errors"
 local state = require "lbox.state"
 
@@ -9,12 +8,7 @@ if #args == 0 then errors.raise("usage: lbox wait CONTAINER...") end
 local found = {}
 for i, ref in ipairs(args) do found[i] = state.find(ref) end
 for _, s in ipairs(found) do
-  -- the owner holds the directory's lock while the container lives
-  local lock = core.open(state.dir(s.id) .. "/lock", "rw")
-  if lock then
-    core.flock(lock, "shared")
-    core.close(lock)
-  end
+  state.wait_ended(s.id)
   local ended = state.current(s.id)
   if not ended then
     errors.raise(string.format("container %s was removed when it ended", s.id:sub(1, 12)), 1)

@@ -326,7 +326,7 @@ function Container:exec(argv, opts)
   local user = self.spec.user
   if opts.user then
     local name, group = users.parse(opts.user)
-    if not name then errors.raise(string.format("--user %q: use USER[:GROUP], names or numbers", opts.user)) end
+    if not name then errors.raise("--user " .. group) end -- group is then the reason
     user = { name = name, group = group }
   end
   local env = {}

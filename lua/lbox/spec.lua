@@ -94,7 +94,7 @@ function M.normalize(spec, labels)
   if spec.user ~= nil then
     -- names are resolved in the container's /etc/passwd, once its root is in place
     local user, group = users.parse(spec.user)
-    if not user then bad("user", "%q: use USER[:GROUP], names or numbers", tostring(spec.user)) end
+    if not user then bad("user", "%s", group) end -- group is then the reason
     out.user = { name = user, group = group }
   end
   out.keep = spec.keep and true or false

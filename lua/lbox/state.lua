@@ -58,6 +58,16 @@ function M.owned(id)
   return not free
 end
 
+--- Block until the owner of container `id` lets go of it (the container
+-- ended); at once if it has no owner.
+function M.wait_ended(id)
+  local fd = core.open(M.dir(id) .. "/lock", "rw")
+  if fd then
+    core.flock(fd, "shared")
+    core.close(fd)
+  end
+end
+
 --- Wait up to `seconds` for the owners of containers `ids` to let go of
 -- them (the containers ended). @return the ids still held, in order
 function M.wait_released(ids, seconds)

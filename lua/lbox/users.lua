@@ -27,10 +27,10 @@ local function find(list, ref)
 end
 
 --- Is `text` a valid USER[:GROUP] (names or numbers)?
--- @return user, group | nil
+-- @return user, group | nil, message
 function M.parse(text)
   local user, group = tostring(text):match("^([%w_][%w_.-]*):?([%w_.-]*)$")
-  if not user then return nil end
+  if not user then return nil, string.format("%q: use USER[:GROUP], names or numbers", tostring(text)) end
   return user, group ~= "" and group or nil
 end
 
