@@ -1,6 +1,7 @@
 --- Spec helpers: run lbox as a subprocess (argv passed as is, any size),
 -- drive it through a real pseudo-terminal, and check that nothing leaked.
 local assert = require "luassert"
+local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local fs = require "lbox.fs"
 local lfs = require "lfs"
@@ -15,10 +16,12 @@ M.store = os.getenv("LBOX_STORE") or "/var/lib/lbox"
 M.WITH_FIXTURES = { "-v", M.fixtures .. ":/fixtures:ro" }
 M.PROBE = "/fixtures/probe.sh"
 --- The environment lbox runs with in the specs, plus `extra` ("NAME=value"
--- strings); the store the suite uses is always passed on.
+-- strings); the store and cgroup parent the suite uses are always passed on.
 function M.env(...)
   local env = { ... }
-  if os.getenv("LBOX_STORE") then env[#env + 1] = "LBOX_STORE=" .. os.getenv("LBOX_STORE") end
+  for _, name in ipairs { "LBOX_STORE", "LBOX_CGROUP_PARENT" } do
+    if os.getenv(name) then env[#env + 1] = name .. "=" .. os.getenv(name) end
+  end
   return env
 end
 M.ENV = M.env("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C")
@@ -170,9 +173,10 @@ end
 function M.container_cgroups()
   local found = {}
   for _, base in ipairs { "/sys/fs/cgroup", "/sys/fs/cgroup/*" } do
-    local p = io.popen("ls -d " .. base .. "/lbox/* 2>/dev/null")
+    local p = io.popen("ls -d " .. base .. "/" .. cgroups.parent .. "/* 2>/dev/null")
     for dir in p:lines() do
-      if dir:match("/lbox/%x+$") and #dir:match("/lbox/(%x+)$") == 64 then found[#found + 1] = dir end
+      local id = dir:match("/(%x+)$")
+      if id and #id == 64 then found[#found + 1] = dir end
     end
     p:close()
   end

@@ -9,7 +9,9 @@ local lfs = require "lfs"
 
 local M = {}
 
-M.parent = "lbox"
+-- LBOX_CGROUP_PARENT lets separate lbox installations (or test runs) keep
+-- their groups, and their sweeps, apart.
+M.parent = os.getenv("LBOX_CGROUP_PARENT") or "lbox"
 M.lock_path = "/run/lbox/cgroups.lock"
 -- controllers whose groups a sweep looks at
 local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuacct", "cpuset", "pids" }
@@ -205,6 +207,9 @@ local function sweep()
 end
 
 local function lock_groups()
+  if not M.parent:match("^[%w_.-]+$") or M.parent:match("^%.+$") then
+    errors.raise("LBOX_CGROUP_PARENT must be one cgroup name (letters, digits, '_', '.', '-'), not '" .. M.parent .. "'")
+  end
   lfs.mkdir("/run/lbox")
   local fd = errors.try("cannot open " .. M.lock_path, core.open(M.lock_path, "create"))
   if core.flock(fd, "exclusive", "nowait") then
