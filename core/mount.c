@@ -1,7 +1,10 @@
 /* Mounts and the nodes a root filesystem needs: mount(2), umount2(2),
- * pivot_root(2), mknod(2). Which mounts, in what order,
+ * mount_setattr(2), pivot_root(2), mknod(2). Which mounts, in what order,
  * is decided in Lua. */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -31,6 +34,29 @@ static int mount_umount(lua_State *L) {
   int flags = (int)luaL_optinteger(L, 2, 0);
   if (umount2(target, flags) < 0)
     return lbox_fail(L, "umount", target);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* mount_setattr(path, set [, clear [, flags]]) -> true | fail, msg, errno
+ * Set and clear MOUNT_ATTR_* attributes of the mount at path; with
+ * AT_RECURSIVE in flags, of every mount below it too, which a bind remount
+ * cannot do (it ignores MS_REC). Called through syscall(2): glibc 2.36's
+ * wrapper is not in every libc lbox may meet. See mount_setattr(2). */
+static int mount_mount_setattr(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer set = luaL_checkinteger(L, 2);
+  lua_Integer clear = luaL_optinteger(L, 3, 0);
+  lua_Integer flags = luaL_optinteger(L, 4, 0);
+  struct mount_attr attr;
+  luaL_argcheck(L, set >= 0 && set <= 0xffffffffL, 2, "attributes out of range");
+  luaL_argcheck(L, clear >= 0 && clear <= 0xffffffffL, 3, "attributes out of range");
+  luaL_argcheck(L, (flags & ~(lua_Integer)AT_RECURSIVE) == 0, 4, "only AT_RECURSIVE is allowed");
+  memset(&attr, 0, sizeof attr);
+  attr.attr_set = (uint64_t)set;
+  attr.attr_clr = (uint64_t)clear;
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path, (unsigned)flags, &attr, sizeof attr) < 0)
+    return lbox_fail(L, "mount_setattr", path);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -66,13 +92,19 @@ static int mount_mknod(lua_State *L) {
 static const luaL_Reg mount_funcs[] = {
   {"mknod", mount_mknod},
   {"mount", mount_mount},
+  {"mount_setattr", mount_mount_setattr},
   {"pivot_root", mount_pivot_root},
   {"umount", mount_umount},
   {NULL, NULL}
 };
 
 static const struct lbox_constant mount_constants[] = {
+  {"AT_RECURSIVE", AT_RECURSIVE},
   {"MNT_DETACH", MNT_DETACH},
+  {"MOUNT_ATTR_NODEV", MOUNT_ATTR_NODEV},
+  {"MOUNT_ATTR_NOEXEC", MOUNT_ATTR_NOEXEC},
+  {"MOUNT_ATTR_NOSUID", MOUNT_ATTR_NOSUID},
+  {"MOUNT_ATTR_RDONLY", MOUNT_ATTR_RDONLY},
   {"MS_BIND", MS_BIND},
   {"MS_NODEV", MS_NODEV},
   {"MS_NOEXEC", MS_NOEXEC},

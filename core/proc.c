@@ -84,6 +84,32 @@ static int proc_kill(lua_State *L) {
   return 1;
 }
 
+/* pidfd_open(pid) -> fd | fail, msg, errno
+ * A descriptor that names process pid for as long as it is open, even
+ * after the number is reused (close-on-exec). See pidfd_open(2). */
+static int proc_pidfd_open(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  long fd;
+  luaL_argcheck(L, pid > 0, 1, "not a process id");
+  fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0)
+    return lbox_fail(L, "pidfd_open", NULL);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* pidfd_send_signal(fd, signal) -> true | fail, msg, errno
+ * Signal 0 only asks whether the process still runs. See pidfd_send_signal(2). */
+static int proc_pidfd_send_signal(lua_State *L) {
+  int fd = lbox_check_fd(L, 1);
+  int sig = (int)luaL_checkinteger(L, 2);
+  luaL_argcheck(L, sig >= 0 && sig < NSIG, 2, "not a signal number");
+  if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
+    return lbox_fail(L, "pidfd_send_signal", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* _exit(status): end the process now, without running Lua finalizers or
  * flushing stdio: the one way out of a cloned child. See _exit(2). */
 static int proc_exit(lua_State *L) {
@@ -232,6 +258,8 @@ static const luaL_Reg proc_funcs[] = {
   {"kill", proc_kill},
   {"limit_capabilities", proc_limit_capabilities},
   {"new_session_keyring", proc_new_session_keyring},
+  {"pidfd_open", proc_pidfd_open},
+  {"pidfd_send_signal", proc_pidfd_send_signal},
   {"set_pdeathsig", proc_set_pdeathsig},
   {"setgid", proc_setgid},
   {"setgroups", proc_setgroups},

@@ -94,6 +94,19 @@ describe("lbox API", function()
       names(readme:match("`init_steps` %(the container's side, after the clone%): (.-)\n\n")))
   end)
 
+  it("lists every function of lbox.core in lua/API.md", function()
+    local section = assert(helper.read_file("lua/API.md"):match("\n## The core\n(.-)\n## ") or
+      helper.read_file("lua/API.md"):match("\n## The core\n(.*)$"))
+    local listed = {}
+    for name in section:gmatch("`([%w_]+)`") do listed[name] = true end
+    local missing = {}
+    for name, value in pairs(core) do
+      if type(value) == "function" and not listed[name] then missing[#missing + 1] = name end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing)
+  end)
+
   it("lets a recipe add steps on both sides of the handoff", function()
     local seen = {}
     local box = lbox.container { command = { "cat", "/etc/motd" } }

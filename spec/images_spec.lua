@@ -207,6 +207,22 @@ describe("images", function()
       assert.matches("keep\n$", r.out)
     end)
 
+    it("keeps what is mounted below a :ro volume or a --read-only root read-only too", function()
+      -- the host's submounts live in a mount namespace of the test's own
+      assert.are.equal(0, helper.lbox_run({ "run", "true" }).code) -- the built-in image, made on first use
+      sh("mkdir -p " .. work .. "/vol/sub && cp -a " .. BUSYBOX_ROOT .. " " .. work .. "/root && mkdir "
+        .. work .. "/root/sub")
+      local r = helper.exec { "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", [[
+        mount -t tmpfs none "$0/vol/sub" && mount -t tmpfs none "$0/root/sub" || exit 99
+        "$1" run -v "$0/vol:/vol:ro" sh -c 'touch /vol/sub/x'; echo "volume $?"
+        "$1" run --read-only --rootfs "$0/root" sh -c 'touch /sub/x'; echo "root $?"
+        "$1" run -v "$0/vol:/vol" --rootfs "$0/root" sh -c 'touch /vol/sub/x /sub/x'; echo "writable $?"]],
+        work, helper.lbox }
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("volume 1\nroot 1\nwritable 0\n", r.out, r.err)
+      assert.matches("touch: /vol/sub/x: Read%-only file system\ntouch: /sub/x: Read%-only file system\n$", r.err)
+    end)
+
     it("cannot make device nodes, on a volume or anywhere", function()
       sh("mkdir -p " .. work .. "/rw")
       local r = helper.lbox_run { "run", "-v", work .. "/rw:/rw", "sh", "-c",

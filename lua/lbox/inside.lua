@@ -112,7 +112,7 @@ M.steps = {
     -- a new network namespace's lo is down; docker's --network none has it up
     if ctx.spec.namespaces.net then try("cannot bring up the loopback interface", core.link_up("lo")) end
   end },
-  { "mount_root", function(ctx) rootfs.mount_root(ctx.spec.root) end },
+  { "mount_root", function(ctx) rootfs.mount_root(ctx.spec.root, ctx.spec.read_only) end },
   { "mount_proc", function(ctx) rootfs.mount_proc(ctx.spec.root) end },
   { "mount_sys", function(ctx) rootfs.mount_sys(ctx.spec.root) end },
   { "mount_cgroups", function(ctx)

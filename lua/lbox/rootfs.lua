@@ -13,6 +13,8 @@ local M = {}
 local try = errors.try
 local NOSUID, NODEV, NOEXEC = core.MS_NOSUID, core.MS_NODEV, core.MS_NOEXEC
 local BIND, REC, RDONLY, REMOUNT = core.MS_BIND, core.MS_REC, core.MS_RDONLY, core.MS_REMOUNT
+local ATTR_RDONLY, RECURSIVE = core.MOUNT_ATTR_RDONLY, core.AT_RECURSIVE
+local ATTR_LOCKED_DOWN = core.MOUNT_ATTR_RDONLY | core.MOUNT_ATTR_NOSUID | core.MOUNT_ATTR_NODEV | core.MOUNT_ATTR_NOEXEC
 
 -- Device nodes of every container's /dev: name, major, minor.
 local DEVICES = {
@@ -231,9 +233,18 @@ local function mount(what, ...)
   return try("cannot mount " .. what, core.mount(...))
 end
 
+-- `path` and every mount below it read-only: a bind remount would ignore
+-- MS_REC and leave the mounts below writable.
+local function read_only_tree(what, path, attrs)
+  try("cannot make " .. what .. " read-only", core.mount_setattr(path, attrs or ATTR_RDONLY, 0, RECURSIVE))
+end
+
 --- Mount the root: the image's overlay, or a bind of the directory
--- (pivot_root needs a mount point).
-function M.mount_root(root)
+-- (pivot_root needs a mount point). With `read_only`, what the directory
+-- has mounted below it is made read-only now, before lbox mounts its own
+-- (/proc, /dev, volumes) there; the root itself stays writable for their
+-- mount points until make_read_only.
+function M.mount_root(root, read_only)
   if root.overlay then
     local ok, msg = core.mount("overlay", root.path, "overlay", 0, root.overlay)
     if not ok then
@@ -242,6 +253,10 @@ function M.mount_root(root)
     end
   else
     mount("the container's root", root.path, root.path, nil, BIND | REC)
+    if read_only then
+      read_only_tree("the container's root", root.path)
+      try("cannot make the container's root writable", core.mount_setattr(root.path, 0, ATTR_RDONLY))
+    end
   end
 end
 
@@ -304,9 +319,7 @@ function M.mount_volumes(root, volumes)
   for _, v in ipairs(volumes) do
     local target = ensure(root.path, v.target, fs.kind(v.host) ~= "directory")
     mount(v.target, v.host, target, nil, BIND | REC)
-    if v.readonly then
-      mount(v.target .. " read-only", nil, target, nil, REMOUNT | BIND | RDONLY | REC)
-    end
+    if v.readonly then read_only_tree(v.target, target) end
   end
 end
 
@@ -339,7 +352,7 @@ function M.mask_paths(root)
     local target = root.path .. path
     if fs.kind(target) then
       mount(path, target, target, nil, BIND | REC)
-      mount(path .. " read-only", nil, target, nil, REMOUNT | BIND | RDONLY | NOSUID | NODEV | NOEXEC)
+      read_only_tree(path, target, ATTR_LOCKED_DOWN)
     end
   end
 end
@@ -353,9 +366,11 @@ function M.pivot(root)
   try("cannot enter the container's root", core.chdir("/"))
 end
 
---- --read-only: the root itself read-only; /dev, /proc and volumes keep their own modes.
+--- --read-only: the root itself read-only (what was mounted below it with
+-- the directory already is: mount_root); /dev, /proc, volumes and tmpfs
+-- keep their own modes.
 function M.make_read_only()
-  mount("/ read-only", nil, "/", nil, REMOUNT | BIND | RDONLY)
+  try("cannot make / read-only", core.mount_setattr("/", ATTR_RDONLY))
 end
 
 return M
