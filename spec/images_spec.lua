@@ -115,6 +115,31 @@ describe("images", function()
     assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-ended" }).code)
   end)
 
+  it("refuses to remove an image a running or kept container is made of", function()
+    sh("mkdir -p " .. work .. "/root && cp -a " .. BUSYBOX_ROOT .. "/. " .. work .. "/root/ && echo layer > "
+      .. work .. "/root/marker")
+    assert.are.equal(0, helper.lbox_run({ "image", "import", work .. "/root", "lbox-spec-used" }).code)
+    local running = helper.lbox_run { "run", "-d", "lbox-spec-used", "sleep", "60" }
+    local kept = helper.lbox_run { "run", "-d", "lbox-spec-used", "true" }
+    assert.are.same({ 0, 0 }, { running.code, kept.code }, running.err .. kept.err)
+    local running_id, kept_id = running.out:match("^(%x+)\n$"), kept.out:match("^(%x+)\n$")
+    assert.is_true(helper.eventually(function()
+      return helper.lbox_run({ "ps", "-a" }).out:find(kept_id:sub(1, 12) .. ".*Exited %(0%)") ~= nil
+    end))
+    local rm = helper.lbox_run { "image", "rm", "lbox-spec-used" }
+    assert.are.equal(125, rm.code, rm.err)
+    assert.matches('^lbox: error: image "lbox%-spec%-used" is used by containers? ', rm.err)
+    assert.matches(running_id:sub(1, 12), rm.err)
+    assert.matches(kept_id:sub(1, 12), rm.err)
+    -- both still have their layer's lower half
+    local exec = helper.lbox_run { "exec", running_id, "cat", "/marker" }
+    assert.are.same({ 0, "layer\n" }, { exec.code, exec.out }, exec.err)
+    assert.are.equal(0, helper.lbox_run({ "commit", kept_id, "lbox-spec-from-kept" }).code)
+    assert.are.equal(0, helper.lbox_run({ "rm", "-f", running_id, kept_id }).code)
+    rm = helper.lbox_run { "image", "rm", "lbox-spec-used", "lbox-spec-from-kept" }
+    assert.are.equal(0, rm.code, rm.err)
+  end)
+
   it("runs on a plain directory with --rootfs", function()
     sh("cp -a " .. BUSYBOX_ROOT .. " " .. work .. "/plain && echo plain > " .. work .. "/plain/marker")
     local r = helper.lbox_run { "run", "--rootfs", work .. "/plain", "sh", "-c", "cat /marker; echo new > /written" }

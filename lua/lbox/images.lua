@@ -6,15 +6,15 @@ local cjson = require "cjson"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local lfs = require "lfs"
+local state = require "lbox.state"
+local store = require "lbox.store"
 local tar = require "lbox.tar"
 
 local M = {}
 
 M.DEFAULT = "busybox"
 
-function M.store()
-  return os.getenv("LBOX_STORE") or "/var/lib/lbox"
-end
+M.store = store.root
 
 local function images_dir()
   return M.store() .. "/images"
@@ -164,11 +164,23 @@ function M.list()
   return list
 end
 
---- Remove image `name`.
+--- Remove image `name`; refused while a container, running or kept, has
+-- it as the lower half of its layer (as docker refuses without -f).
 function M.remove(name)
   check_name(name)
   local dir = images_dir() .. "/" .. name
+  -- under the store lock: no container takes the image meanwhile
+  local lock <close> = store.lock() -- luacheck: no unused (held until return)
   if not read_manifest(dir) then errors.raise(string.format("no image %q", name)) end
+  state.sweep() -- the dead do not count
+  local users = {}
+  for _, s in ipairs(state.list()) do
+    if s.lower == dir .. "/rootfs" then users[#users + 1] = s.id:sub(1, 12) end
+  end
+  if #users > 0 then
+    errors.raise(string.format("image %q is used by container%s %s: remove %s first (lbox rm)", name,
+      #users > 1 and "s" or "", table.concat(users, ", "), #users > 1 and "them" or "it"))
+  end
   -- rename first: a half-removed image is never visible under its name
   local trash = M.store() .. "/tmp/rm-" .. fs.random_hex(8)
   errors.try("cannot create the store's staging area", fs.mkdir_p(M.store() .. "/tmp"))

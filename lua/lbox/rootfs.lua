@@ -7,6 +7,7 @@ local fs = require "lbox.fs"
 local images = require "lbox.images"
 local lfs = require "lfs"
 local state = require "lbox.state"
+local store = require "lbox.store"
 
 local M = {}
 
@@ -31,29 +32,7 @@ M.MASKED_PATHS = {
 }
 M.READONLY_PATHS = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" }
 
-function M.container_dir(id)
-  return images.store() .. "/containers/" .. id
-end
-
-local STALE_UNLOCKED_SECONDS = 60
-
--- Remove the directories of containers whose lbox died: their lock is free.
--- A directory without a lock file yet is being made, unless it is old.
-local function sweep()
-  local base = images.store() .. "/containers"
-  for id in fs.dir(base) do
-    local dir = base .. "/" .. id
-    local fd = core.open(dir .. "/lock", "rw")
-    if fd then
-      -- a kept container stays until lbox rm
-      local kept = (state.read(id) or {}).keep
-      if not kept and core.flock(fd, "exclusive", "nowait") then fs.remove_tree(dir) end
-      core.close(fd)
-    elseif os.time() - (lfs.attributes(dir, "modification") or os.time()) > STALE_UNLOCKED_SECONDS then
-      fs.remove_tree(dir)
-    end
-  end
-end
+M.container_dir = state.dir
 
 -- The overlay of a container's layer in `dir` on the image root `lower`.
 local function overlay_options(lower, dir)
@@ -67,14 +46,12 @@ end
 --   { path, overlay = mount options | nil, files = { name = host path } }, lock_fd
 function M.prepare(id, spec)
   local dir = M.container_dir(id)
-  if dir:find("[,:]") then errors.raise("the store path may not contain ',' or ':': " .. images.store()) end
-  -- one at a time through here: two containers never take one name, and a
-  -- sweep never sees a directory between its creation and its lock
-  try("cannot create the store", fs.mkdir_p(images.store() .. "/containers"))
-  local store_lock <close> = setmetatable({ fd = try("cannot lock the store",
-    core.open(images.store() .. "/containers.lock", "create")) }, { __close = function(l) core.close(l.fd) end })
-  core.flock(store_lock.fd, "exclusive")
-  sweep()
+  if dir:find("[,:]") then errors.raise("the store path may not contain ',' or ':': " .. store.root()) end
+  -- one at a time through here: two containers never take one name, an
+  -- image is not removed while a container takes it, and a sweep never sees
+  -- a directory between its creation and its lock
+  local store_lock <close> = store.lock() -- luacheck: no unused (held until return)
+  state.sweep()
   if spec.name then
     for _, other in ipairs(state.list()) do
       if other.name == spec.name then
@@ -248,7 +225,7 @@ function M.mount_root(root, read_only)
   if root.overlay then
     local ok, msg = core.mount("overlay", root.path, "overlay", 0, root.overlay)
     if not ok then
-      errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. images.store()
+      errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. store.root()
         .. ", or $LBOX_STORE) must be on a filesystem overlayfs can write to, such as ext4, xfs or tmpfs")
     end
   else

@@ -7,12 +7,13 @@ local cjson = require "cjson"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
-local images = require "lbox.images"
+local lfs = require "lfs"
+local store = require "lbox.store"
 
 local M = {}
 
 function M.base()
-  return images.store() .. "/containers"
+  return store.root() .. "/containers"
 end
 
 function M.dir(id)
@@ -81,6 +82,26 @@ function M.wait_released(ids, seconds)
     if #held == 0 then break end
   end
   return held
+end
+
+local STALE_UNLOCKED_SECONDS = 60
+
+--- Remove the directories of containers whose owner died (their lock is
+-- free) and that were not kept. A directory without a lock file yet is being
+-- made, unless it is old. The caller holds the store lock (lbox.store).
+function M.sweep()
+  for id in fs.dir(M.base()) do
+    local dir = M.dir(id)
+    local fd = core.open(dir .. "/lock", "rw")
+    if fd then
+      -- a kept container stays until lbox rm
+      local kept = (M.read(id) or {}).keep
+      if not kept and core.flock(fd, "exclusive", "nowait") then fs.remove_tree(dir) end
+      core.close(fd)
+    elseif os.time() - (lfs.attributes(dir, "modification") or os.time()) > STALE_UNLOCKED_SECONDS then
+      fs.remove_tree(dir)
+    end
+  end
 end
 
 --- The state of `id` as it is now: a "running" container whose owner died
