@@ -12,11 +12,12 @@ local signal = tonumber(name) or core["SIG" .. name]
 if not signal then errors.raise(string.format("--signal: unknown signal %q", opts.signal)) end
 
 for i = first, #args do
-  local s = state.find(args[i])
-  if s.status ~= "running" then
-    errors.raise(string.format("cannot kill container %s: it is not running", args[i]), 1)
-  end
-  errors.try("cannot kill container " .. args[i], core.kill(s.pid, signal))
+  -- through a pidfd of the recorded process: never another that took its number
+  local process = state.open_process(state.find(args[i]))
+  if not process then errors.raise(string.format("cannot kill container %s: it is not running", args[i]), 1) end
+  local ok, msg = core.pidfd_send_signal(process, signal)
+  core.close(process)
+  errors.try("cannot kill container " .. args[i], ok, msg)
   print(args[i])
 end
 return 0

@@ -14,10 +14,15 @@ if first > #args then errors.raise("usage: lbox rm [-f] CONTAINER...") end
 for i = first, #args do
   local s = state.find(args[i])
   if s.status == "running" then
+    -- the wrong state: 1, as kill and exec of a container that does not run
     if not opts.force then
-      errors.raise(string.format("container %s is running: stop it first, or use rm -f", args[i]))
+      errors.raise(string.format("container %s is running: stop it first, or use rm -f", args[i]), 1)
     end
-    core.kill(s.pid, core.SIGKILL)
+    local process = state.open_process(s)
+    if process then
+      core.pidfd_send_signal(process, core.SIGKILL)
+      core.close(process)
+    end
     state.wait_released({ s.id }, 10)
   end
   -- what a dead monitor could not remove

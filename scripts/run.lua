@@ -1,6 +1,7 @@
 -- lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]: run COMMAND in a new
 -- container on IMAGE (default: the built-in busybox image), in new UTS, PID,
 -- mount, IPC and network namespaces, with optional limits.
+local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
@@ -139,9 +140,12 @@ local function network_from(mode)
   local ref = mode:match("^container:(.+)$")
   if not ref then errors.raise(string.format("--network %q: use none, host or container:NAME", mode)) end
   local other = state.find(ref, errors.codes.lbox)
-  if other.status ~= "running" then
+  -- its recorded process, not one that took the number since
+  local process = state.open_process(other)
+  if not process then
     errors.raise(string.format("--network %s: container %s is not running", mode, other.id:sub(1, 12)))
   end
+  core.close(process)
   return nil, { net = other.pid }
 end
 

@@ -14,16 +14,20 @@ local grace = opts.time and (units.integer(opts.time, 0, 86400) or errors.raise(
 local found = {}
 for i = first, #args do found[#found + 1] = state.find(args[i]) end
 
--- one grace period for all of them, as docker
-local running, pids = {}, {}
+-- one grace period for all of them, as docker; through pidfds held all
+-- along, so that SIGKILL reaches the process SIGTERM did, or none (one whose
+-- recorded process is gone already is stopped)
+local running, processes = {}, {}
 for _, s in ipairs(found) do
-  if s.status == "running" then
-    core.kill(s.pid, core.SIGTERM)
-    running[#running + 1], pids[s.id] = s.id, s.pid
+  local process = state.open_process(s)
+  if process then
+    core.pidfd_send_signal(process, core.SIGTERM)
+    running[#running + 1], processes[s.id] = s.id, process
   end
 end
 local stubborn = state.wait_released(running, grace)
-for _, id in ipairs(stubborn) do core.kill(pids[id], core.SIGKILL) end
+for _, id in ipairs(stubborn) do core.pidfd_send_signal(processes[id], core.SIGKILL) end
 state.wait_released(stubborn, 10)
+for _, process in pairs(processes) do core.close(process) end
 for i = first, #args do print(args[i]) end -- as docker: an exited container is already stopped
 return 0

@@ -188,7 +188,7 @@ describe("lbox run -d and the management commands", function()
 
   it("refuses to remove a running container without -f; -f removes everything", function()
     local id = detach("--name", "lbox-spec-rm", "-m", "32m", "sleep", "30")
-    refused({ "rm", id }, 125, "is running: stop it first, or use rm %-f")
+    refused({ "rm", id }, 1, "is running: stop it first, or use rm %-f") -- wrong state: 1, as kill and exec
     assert.are.equal(1, #ps_rows())
     ok("rm", "-f", "lbox-spec-rm")
     -- the leak check: no process, cgroup, directory or state left
@@ -244,6 +244,29 @@ describe("lbox run -d and the management commands", function()
     assert.are.equal(20, #cjson.decode(ok("ps", "-a", "--format", "json")))
     for _, r in ipairs(all(function(i) return { "rm", name(i) } end)) do assert.are.equal(0, r.code, r.err) end
     assert.are.same({}, ps_rows("-a"))
+  end)
+
+  it("never signals or enters a process that took a container's recorded pid after it ended", function()
+    local id = detach("sleep", "60")
+    -- as if PID 1 had ended and its number gone to another process (here a
+    -- sleep of the test's own) before the monitor let go of the container
+    local bystander = assert(core.clone(0))
+    if bystander == 0 then core.execve("/bin/sleep", { "sleep", "60" }, {}) core._exit(127) end
+    local path = helper.store .. "/containers/" .. id .. "/state.json"
+    local recorded = helper.read_file(path)
+    local pid = cjson.decode(recorded).pid
+    finally(function()
+      core.kill(bystander, core.SIGKILL)
+      core.waitpid(bystander)
+    end)
+    helper.write_file(path, (recorded:gsub('"pid":%d+', '"pid":' .. bystander)))
+    refused({ "kill", id }, 1, "is not running")
+    refused({ "exec", id, "true" }, 1, "is not running")
+    ok("stop", "-t", "1", id)
+    assert.are.equal(0, core.waitpid(bystander, "nohang"), "the bystander was signalled")
+    assert.is_true(core.kill(pid, 0), "the container was signalled through another process's number")
+    helper.write_file(path, recorded)
+    ok("rm", "-f", id)
   end)
 
   describe("bad input", function()

@@ -131,7 +131,8 @@ M.start_steps = {
     c:close_joined()
     if not c.pid then errors.raise("cannot create the container process: " .. tostring(msg)) end
     c:close_fds("sync_read", "error_write", "pty_slave")
-    state.update(c.id, { pid = c.pid, status = "running", started = os.time() })
+    -- the start time with the pid: kill, stop, rm and exec check it (lbox.state.open_process)
+    state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
   end },
   { "join_cgroup", function(c)
     if c.born_in_cgroup then
@@ -262,6 +263,7 @@ end
 --- Send signal `sig` (a number) to the container's PID 1.
 function Container:kill(sig)
   if self.state ~= "running" then return nil, "container is not running" end
+  if self.pidfd then return core.pidfd_send_signal(self.pidfd, sig or core.SIGTERM) end
   return core.kill(self.pid, sig or core.SIGTERM)
 end
 
@@ -332,21 +334,19 @@ function Container:exec(argv, opts)
   local env = {}
   for name, value in pairs(self.spec.env) do env[name] = value end
   for name, value in pairs(opts.env or {}) do env[name] = value end
+  -- a pidfd names PID 1 even if its number were reused; an attached
+  -- container's was checked against its recorded start time
+  local process = self.pidfd or try("cannot find the container's process", core.pidfd_open(self.pid))
   local error_read, error_write = try("cannot create a pipe", core.pipe())
   local master, slave
-  local target = self.pid
   local steps = {
     { "join_cgroup", function()
       if self.cgroup then try("cannot join the container's cgroup", self.cgroup:attach(core.getpid())) end
     end },
     { "join_namespaces", function()
       for _, ns in ipairs(JOINED_NAMESPACES) do
-        local fd = core.open("/proc/" .. target .. "/ns/" .. ns[1])
-        if fd then
-          -- a namespace the container shares with lbox is joined as well: no change
-          try("cannot join the container's " .. ns[1] .. " namespace", core.setns(fd, ns[2]))
-          core.close(fd)
-        end
+        -- a namespace the container shares with lbox is joined as well: no change
+        try("cannot join the container's " .. ns[1] .. " namespace", core.setns(process, ns[2]))
       end
     end },
     { "enter_pid_namespace", function()
@@ -389,6 +389,7 @@ function Container:exec(argv, opts)
   end
   core.close(error_write)
   if slave then core.close(slave) end
+  if process ~= self.pidfd then core.close(process) end
   local status, report = {}, nil
   if pid then
     report = inside.read_report(error_read)
@@ -462,13 +463,13 @@ end
 Container.__close = Container.destroy
 
 --- A container started by another lbox (a detached one's monitor), from
--- its recorded state, for exec, stats and kill. It is not this process's to
--- destroy. @return container | nil, message when it does not run
+-- its recorded state, for exec, stats and kill: its PID 1 held by a pidfd,
+-- checked to be the recorded process. It is not this process's to destroy.
+-- @return container | nil, message when it does not run
 function M.attach(recorded)
-  if recorded.status ~= "running" or not recorded.pid then
-    return nil, string.format("container %s is not running", recorded.id:sub(1, 12))
-  end
-  local self = setmetatable({ id = recorded.id, pid = recorded.pid, state = "running", attached = true,
+  local process, why = state.open_process(recorded)
+  if not process then return nil, why end
+  local self = setmetatable({ id = recorded.id, pid = recorded.pid, pidfd = process, state = "running", attached = true,
     spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   return self

@@ -112,10 +112,14 @@ end
 function M.open(ref)
   local found = state.find(ref)
   local view = setmetatable({}, { __close = function(v)
+    if v.process then core.close(v.process) end
     if v.hold then core.close(v.hold) end
     if v.pid then core.waitpid(v.pid) end
   end })
-  if found.status == "running" and found.pid then
+  -- a running container's PID 1, if it is still the recorded process (not
+  -- one that took its number); else it ended: its layer, below
+  view.process = state.open_process(found)
+  if view.process then
     view.path = "/proc/" .. found.pid .. "/root"
     return view
   end

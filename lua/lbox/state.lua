@@ -115,6 +115,40 @@ function M.current(id)
   return state
 end
 
+--- When process `pid` started, in clock ticks after boot (field 22 of
+-- /proc/PID/stat) | nil when there is no such process. With the pid, it
+-- names one process: a number is reused, the pair is not.
+function M.process_start(pid)
+  local stat = fs.read_file("/proc/" .. pid .. "/stat")
+  -- the command name, field 2, may hold spaces and ")": count from its end
+  local fields = stat and stat:match("^.*%) (.*)$")
+  if not fields then return nil end
+  local n = 2
+  for field in fields:gmatch("%S+") do
+    n = n + 1
+    if n == 22 then return math.tointeger(tonumber(field)) end
+  end
+  return nil
+end
+
+--- A pidfd for the PID 1 of container `recorded` (its state), while that
+-- process is the one recorded: a pid reused after the container's end
+-- gives nil. Signals sent through the descriptor reach that process or
+-- none, even if it ends meanwhile. @return fd | nil, message
+function M.open_process(recorded)
+  local not_running = string.format("container %s is not running", recorded.id:sub(1, 12))
+  if recorded.status ~= "running" or not recorded.pid then return nil, not_running end
+  local fd = core.pidfd_open(recorded.pid)
+  if not fd then return nil, not_running end
+  -- checked after opening: a match means the descriptor names the recorded
+  -- process (states written before lbox recorded start times are trusted)
+  if recorded.pid_start and M.process_start(recorded.pid) ~= recorded.pid_start then
+    core.close(fd)
+    return nil, not_running
+  end
+  return fd
+end
+
 --- Every container's current state, newest first.
 function M.list()
   local list = {}
