@@ -3,10 +3,10 @@
 -- /dev and volumes left out).
 local errors = require "lbox.errors"
 local images = require "lbox.images"
-local rootfs = require "lbox.rootfs"
+local views = require "lbox.views"
 
 local container, name, extra = ...
 if not container or not name or extra then errors.raise("usage: lbox commit CONTAINER IMAGE") end
-local root <close> = rootfs.open(container)
+local root <close> = views.open(container)
 print(images.import(root.path, name).name)
 return 0

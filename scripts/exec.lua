@@ -5,6 +5,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local options = require "lbox.options"
 local state = require "lbox.state"
+local users = require "lbox.users"
 
 local args = { ... }
 local opts, first = options.parse({
@@ -15,6 +16,10 @@ local opts, first = options.parse({
 }, args)
 if #args < first + 1 then
   errors.raise("usage: lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]")
+end
+if opts.user then
+  local user, why = users.parse(opts.user)
+  if not user then errors.raise("--user: " .. why) end
 end
 local box, why = container.attach(state.find(args[first]))
 if not box then errors.raise(why, 1) end

@@ -3,10 +3,10 @@
 -- lbox image import.
 local errors = require "lbox.errors"
 local images = require "lbox.images"
-local rootfs = require "lbox.rootfs"
+local views = require "lbox.views"
 
 local container, file, extra = ...
 if not container or not file or extra then errors.raise("usage: lbox export CONTAINER FILE.tar") end
-local root <close> = rootfs.open(container)
+local root <close> = views.open(container)
 images.export(root.path, file)
 return 0

@@ -1,5 +1,6 @@
 -- The Lua API: a container is a value with start, wait, kill and destroy.
 local core = require "lbox.core"
+local errors = require "lbox.errors"
 local helper = require "helper"
 local lbox = require "lbox"
 
@@ -117,7 +118,7 @@ describe("lbox API", function()
       f:close()
     end)
     local names = table.concat(box:steps(), " ")
-    assert.matches("cgroup note rootfs", names)
+    assert.matches("cgroup note pipes", names)
     assert.matches("mask_paths motd pivot_root", names)
     -- the lists of other containers are untouched
     assert.is_nil(table.concat(lbox.container({ command = { "true" } }):steps(), " "):find("motd"))
@@ -132,6 +133,46 @@ describe("lbox API", function()
     assert.has_error(function() box:before("pivot_root", "late", function() end) end,
       "steps can only change before start")
     assert.has_error(function() lbox.container({ command = { "true" } }):before("nope", "x", function() end) end)
+  end)
+
+  it("gives back what the steps took, in reverse, when a later step fails", function()
+    local function blocked_signals()
+      return helper.read_file("/proc/self/status"):match("SigBlk:%s*(%x+)")
+    end
+    local blocked = blocked_signals()
+    local box = lbox.container { command = { "true" }, limits = { memory = 64 * 1024 * 1024 } }
+    local taken
+    box:after("clone", "fail", function(c)
+      taken = c.undo:names()
+      assert.is_true(#helper.container_cgroups() > 0)
+      errors.raise("a step failed")
+    end)
+    local ok, err = pcall(box.start, box)
+    assert.is_false(ok)
+    assert.are.equal("a step failed", err.message)
+    assert.are.same({ "unblock signals", "unlock the container's directory", "remove the container's directory",
+                      "remove the cgroup", "close the pipes", "close the joined namespaces",
+                      "end the container's process" }, taken)
+    assert.are.equal("exited", box.state)
+    assert.are.same({ "killed", core.SIGKILL }, { box.status.how, box.status.code })
+    assert.are.equal(blocked, blocked_signals())
+    assert.is_true(box:destroy()) -- nothing left to give back
+    -- the leak check: no cgroup, process or directory left
+  end)
+
+  it("refuses, before anything exists, what the host cannot give", function()
+    local cases = {
+      { { command = { "true" }, rootfs = "/nonexistent" }, "^rootfs: /nonexistent is not a directory" },
+      { { command = { "true" }, image = "lbox-spec-none" }, '^no image "lbox%-spec%-none"' },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(lbox.container, case[1])
+      assert.is_false(ok)
+      assert.matches(case[2], err.message)
+    end
+    local ok, err = pcall(lbox.container, { command = { "true" }, rootfs = "/nonexistent" }, { rootfs = "--rootfs" })
+    assert.is_false(ok)
+    assert.matches("^%-%-rootfs: ", err.message)
   end)
 
   it("runs a Lua function as the container's PID 1", function()

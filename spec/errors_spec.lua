@@ -111,7 +111,7 @@ describe("bad input", function()
   it("names a cgroup controller the host lacks", function()
     local r = with_only_controllers("memory", { "run", "--pids-limit", "5", "true" })
     assert.are.equal(125, r.code, r.err)
-    assert.matches('^lbox: error: %-%-pids%-limit needs the cgroup controller "pids", which this host does not provide', r.err)
+    assert.matches('^lbox: error: %-%-pids%-limit: needs the cgroup controller "pids", which this host does not provide', r.err)
     assert.are.equal(1, select(2, r.err:gsub("\n", "")))
   end)
 

@@ -299,7 +299,7 @@ describe("images", function()
     end
 
     it("refuses a missing image or rootfs", function()
-      refused({ "run", "--rootfs", "/nonexistent", "true" }, "%-%-rootfs /nonexistent: not a directory")
+      refused({ "run", "--rootfs", "/nonexistent", "true" }, "%-%-rootfs: /nonexistent is not a directory")
       refused({ "image", "rm", "no-such-image" }, 'no image "no%-such%-image"')
       refused({ "image", "import", "/nonexistent.tar", "x" }, "no such file")
       refused({ "image", "import", "/etc/hostname", "bad name" }, "invalid image name")

@@ -60,18 +60,19 @@ function M.hierarchy(controller)
   return mount, 1
 end
 
-local function require_hierarchy(controller, limit)
+-- The hierarchy of `controller`, mount and version | nil, why it cannot be used.
+local function usable_hierarchy(controller)
   local mount, version = M.hierarchy(controller)
   if not mount then
-    errors.raise(string.format("%s needs the cgroup controller %q, which this host does not provide: "
-      .. "mount it (v1) or enable it in /sys/fs/cgroup/cgroup.subtree_control (v2)", limit, controller))
+    return nil, string.format("needs the cgroup controller %q, which this host does not provide: "
+      .. "mount it (v1) or enable it in /sys/fs/cgroup/cgroup.subtree_control (v2)", controller)
   end
   -- v2: lbox's parent sits under the root, so the root must pass the
   -- controller down; lbox never changes a cgroup it does not own
   if version == 2 and not has_word(read_file(mount .. "/cgroup.subtree_control"), controller) then
-    errors.raise(string.format("%s needs the cgroup controller %q, which %s/cgroup.subtree_control does not "
+    return nil, string.format("needs the cgroup controller %q, which %s/cgroup.subtree_control does not "
       .. "enable for child groups: enable it there (echo +%s > %s/cgroup.subtree_control)",
-      limit, controller, mount, controller, mount))
+      controller, mount, controller, mount)
   end
   return mount, version
 end
@@ -82,71 +83,87 @@ function M.shares_to_weight(shares)
   return 1 + ((shares - 2) * 9999) // 262142
 end
 
---- The writes a set of limits needs, in the order they must happen.
+--- The writes a set of limits needs, in the order they must happen,
+-- checked against this host's hierarchies. Reads only.
 -- @param limits { memory, memory_swap, cpus, cpu_shares, cpuset_cpus,
---   cpuset_mems, pids } (numbers; cpuset_* as kernel list strings)
--- @return list of { controller, file, value }
+--   cpuset_mems, pids } (numbers; cpuset_* as kernel list strings), checked
+--   by lbox.spec
+-- @return list of { controller, file, value } | nil, field, message when
+--   the host cannot apply a limit (field as in the spec: "limits.memory")
 function M.plan(limits)
   local writes = {}
   local function write(controller, file, value)
     writes[#writes + 1] = { controller, file, tostring(value) }
   end
-  if limits.memory then
-    local mount, version = require_hierarchy("memory", "--memory")
-    local swap = limits.memory_swap
-    local swap_file = version == 1 and "memory.memsw.limit_in_bytes" or "memory.swap.max"
-    -- v2 kernels account swap unless booted with swapaccount=0; a failed
-    -- write then says so
-    local swap_supported = version == 2 or exists(mount .. "/" .. swap_file)
-    if swap and not swap_supported then
-      errors.raise("--memory-swap needs swap accounting, which this kernel has off: boot with swapaccount=1")
-    end
-    -- like docker: without --memory-swap, as much swap as memory
-    if not swap and swap_supported then swap = 2 * limits.memory end
-    if version == 1 then
-      -- memory before memsw: the kernel refuses memsw below memory
-      write("memory", "memory.limit_in_bytes", limits.memory)
-      if swap then write("memory", swap_file, swap) end
-    else
-      write("memory", "memory.max", limits.memory)
-      if swap then write("memory", swap_file, swap == -1 and "max" or swap - limits.memory) end
-    end
+  -- the hierarchy of `controller` for the limit `field`; raises why not, caught below
+  local function hierarchy(controller, field)
+    local mount, version = usable_hierarchy(controller)
+    if not mount then error({ field = "limits." .. field, message = version }, 0) end
+    return mount, version
   end
-  if limits.cpus then
-    local _, version = require_hierarchy("cpu", "--cpus")
-    local quota = math.max(1000, math.floor(limits.cpus * CFS_PERIOD + 0.5))
-    if version == 1 then
-      write("cpu", "cpu.cfs_period_us", CFS_PERIOD)
-      write("cpu", "cpu.cfs_quota_us", quota)
-    else
-      write("cpu", "cpu.max", string.format("%d %d", quota, CFS_PERIOD))
-    end
-  end
-  if limits.cpu_shares then
-    local _, version = require_hierarchy("cpu", "--cpu-shares")
-    if version == 1 then
-      write("cpu", "cpu.shares", limits.cpu_shares)
-    else
-      write("cpu", "cpu.weight", M.shares_to_weight(limits.cpu_shares))
-    end
-  end
-  if limits.cpuset_cpus or limits.cpuset_mems then
-    local mount, version = require_hierarchy("cpuset", "--cpuset-cpus")
-    local cpus, mems = limits.cpuset_cpus, limits.cpuset_mems
-    if version == 1 then
-      -- a v1 cpuset with an empty cpus or mems refuses tasks: fill both
-      local function inherited(file)
-        return (read_file(mount .. "/" .. file) or ""):match("^%s*(.-)%s*$")
+  local ok, err = pcall(function()
+    if limits.memory then
+      local mount, version = hierarchy("memory", "memory")
+      local swap = limits.memory_swap
+      local swap_file = version == 1 and "memory.memsw.limit_in_bytes" or "memory.swap.max"
+      -- v2 kernels account swap unless booted with swapaccount=0; a failed
+      -- write then says so
+      local swap_supported = version == 2 or exists(mount .. "/" .. swap_file)
+      if swap and not swap_supported then
+        error({ field = "limits.memory_swap",
+                message = "needs swap accounting, which this kernel has off: boot with swapaccount=1" }, 0)
       end
-      cpus = cpus or inherited("cpuset.cpus")
-      mems = mems or inherited("cpuset.mems")
+      -- like docker: without a swap limit, as much swap as memory
+      if not swap and swap_supported then swap = 2 * limits.memory end
+      if version == 1 then
+        -- memory before memsw: the kernel refuses memsw below memory
+        write("memory", "memory.limit_in_bytes", limits.memory)
+        if swap then write("memory", swap_file, swap) end
+      else
+        write("memory", "memory.max", limits.memory)
+        if swap then write("memory", swap_file, swap == -1 and "max" or swap - limits.memory) end
+      end
     end
-    if cpus then write("cpuset", "cpuset.cpus", cpus) end
-    if mems then write("cpuset", "cpuset.mems", mems) end
-  end
-  if limits.pids then
-    require_hierarchy("pids", "--pids-limit")
-    write("pids", "pids.max", limits.pids == -1 and "max" or limits.pids)
+    if limits.cpus then
+      local _, version = hierarchy("cpu", "cpus")
+      local quota = math.max(1000, math.floor(limits.cpus * CFS_PERIOD + 0.5))
+      if version == 1 then
+        write("cpu", "cpu.cfs_period_us", CFS_PERIOD)
+        write("cpu", "cpu.cfs_quota_us", quota)
+      else
+        write("cpu", "cpu.max", string.format("%d %d", quota, CFS_PERIOD))
+      end
+    end
+    if limits.cpu_shares then
+      local _, version = hierarchy("cpu", "cpu_shares")
+      if version == 1 then
+        write("cpu", "cpu.shares", limits.cpu_shares)
+      else
+        write("cpu", "cpu.weight", M.shares_to_weight(limits.cpu_shares))
+      end
+    end
+    if limits.cpuset_cpus or limits.cpuset_mems then
+      local mount, version = hierarchy("cpuset", limits.cpuset_cpus and "cpuset_cpus" or "cpuset_mems")
+      local cpus, mems = limits.cpuset_cpus, limits.cpuset_mems
+      if version == 1 then
+        -- a v1 cpuset with an empty cpus or mems refuses tasks: fill both
+        local function inherited(file)
+          return (read_file(mount .. "/" .. file) or ""):match("^%s*(.-)%s*$")
+        end
+        cpus = cpus or inherited("cpuset.cpus")
+        mems = mems or inherited("cpuset.mems")
+      end
+      if cpus then write("cpuset", "cpuset.cpus", cpus) end
+      if mems then write("cpuset", "cpuset.mems", mems) end
+    end
+    if limits.pids then
+      hierarchy("pids", "pids")
+      write("pids", "pids.max", limits.pids == -1 and "max" or limits.pids)
+    end
+  end)
+  if not ok then
+    if type(err) ~= "table" then error(err, 0) end
+    return nil, err.field, err.message
   end
   return writes
 end
@@ -228,11 +245,10 @@ Group.__index = Group
 -- stats (v1 keeps CPU time in cpuacct).
 local ACCOUNTED_CONTROLLERS = { "memory", "pids", "cpu", "cpuacct" }
 
---- Create the cgroup of container `id` with `limits`; with `accounting`,
--- also in the controllers `stats` reads, limits or not.
+--- Create the cgroup of container `id` and make `writes` (from `plan`);
+-- with `accounting`, also in the controllers `stats` reads, limits or not.
 -- @return group | nil when no cgroup is needed
-function M.create(id, limits, accounting)
-  local writes = M.plan(limits)
+function M.create(id, writes, accounting)
   local controllers = {}
   for _, w in ipairs(writes) do controllers[#controllers + 1] = w[1] end
   if accounting then

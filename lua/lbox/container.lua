@@ -5,14 +5,13 @@
 local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
-local exec = require "lbox.exec"
 local inside = require "lbox.inside"
 local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local state = require "lbox.state"
 local terminal = require "lbox.terminal"
 local users = require "lbox.users"
-local wire = require "lbox.wire"
+local undo = require "lbox.undo"
 
 local M = {}
 
@@ -69,34 +68,53 @@ local function child_ended(pid, status)
   end
 end
 
--- What lbox does to start a container, in order. Each step gets the
--- container; resources taken are released by `destroy`, on every path.
+-- What lbox does to start a container, in order, once lbox.spec has
+-- checked the spec and planned what it takes from the host (`c.plan`). Each
+-- step gets the container and pushes, on `c.undo`, what gives back each
+-- thing it takes; `destroy` runs those in reverse, on every way out.
 M.start_steps = {
-  { "cgroup", function(c)
-    c.cgroup = cgroups.create(c.id, c.spec.limits, c.spec.accounting)
-    c.spec.cgroup_paths = c.cgroup and c.cgroup:controller_paths()
+  { "block_signals", function(c)
+    -- first: a signal sent to lbox during the setup waits, and reaches the
+    -- container, instead of killing lbox between two steps
+    hold_signals()
+    c.undo:push("unblock signals", release_signals)
   end },
   { "rootfs", function(c)
+    -- the checks that need the store lock (a free name, the image still
+    -- there) come first: they fail before any cgroup exists
+    c.spec.root = rootfs.prepare(c.id, c.spec, c.plan, c.undo)
     c.has_directory = true
-    c.spec.root, c.directory_lock = rootfs.prepare(c.id, c.spec)
+  end },
+  { "cgroup", function(c)
+    c.cgroup = cgroups.create(c.id, c.plan.cgroup_writes, c.spec.accounting)
+    if c.cgroup then
+      c.undo:push("remove the cgroup", function()
+        local ok, msg = c.cgroup:remove()
+        if ok then c.cgroup = nil end
+        return ok, msg
+      end)
+    end
+    c.spec.cgroup_paths = c.cgroup and c.cgroup:controller_paths()
   end },
   { "pipes", function(c)
+    c.undo:push("close the pipes", function() c:close_fds("sync_read", "sync_write", "error_read", "error_write") end)
     c.sync_read, c.sync_write = try("cannot create a pipe", core.pipe())
     c.error_read, c.error_write = try("cannot create a pipe", core.pipe())
   end },
   { "terminal", function(c)
     if not c.spec.tty then return end
+    c.undo:push("close the terminal", function() c:close_fds("pty_master", "pty_slave") end)
     c.pty_master, c.pty_slave, c.console = try("cannot allocate a pseudo-terminal", core.openpty())
     if core.isatty(0) then
       terminal.copy_size(0, c.pty_master)
-      if c.spec.stdin then c.saved_terminal = terminal.make_raw(0) end
+      if c.spec.stdin then
+        local saved = terminal.make_raw(0)
+        c.undo:push("restore the terminal", terminal.restore, 0, saved)
+      end
     end
   end },
-  { "block_signals", function(c)
-    hold_signals()
-    c.holds_signals = true
-  end },
   { "join", function(c)
+    c.undo:push("close the joined namespaces", function() c:close_joined() end)
     c.join_fds = {}
     for name, pid in pairs(c.spec.join) do
       c.join_fds[name] = try("cannot open the " .. name .. " namespace of process " .. pid,
@@ -121,8 +139,9 @@ M.start_steps = {
     c.pid = pid
     if c.pid == 0 then
       core.close(c.sync_write)
+      -- the spec came with the fork: the child has it already
       run_init(c.init_steps, { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console,
-                               payload = c.payload, join_fds = c.join_fds })
+                               spec = c.spec, payload = c.payload, join_fds = c.join_fds })
     end
     if own_pid_ns then
       core.setns(own_pid_ns, core.CLONE_NEWPID)
@@ -130,6 +149,12 @@ M.start_steps = {
     end
     c:close_joined()
     if not c.pid then errors.raise("cannot create the container process: " .. tostring(msg)) end
+    c.undo:push("end the container's process", function()
+      if c.status then return true end
+      if not (c.cgroup and c.cgroup:kill()) then core.kill(c.pid, core.SIGKILL) end
+      c:reap()
+      return true
+    end)
     c:close_fds("sync_read", "error_write", "pty_slave")
     -- the start time with the pid: kill, stop, rm and exec check it (lbox.state.open_process)
     state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
@@ -141,13 +166,13 @@ M.start_steps = {
       try("cannot move the container into its cgroup", c.cgroup:attach(c.pid))
     end
   end },
-  { "send_spec", function(c)
-    -- the child reads while we write: any size fits
-    try("cannot send the container spec", core.write(c.sync_write, wire.encode(c.spec)))
+  { "release_child", function(c)
+    -- sync 1: the child is in its cgroup and may go on
+    try("cannot release the container's init", core.write(c.sync_write, inside.GO))
     c:close_fds("sync_write")
   end },
   { "await_exec", function(c)
-    -- the error pipe is close-on-exec: end of file without a word means exec worked
+    -- sync 2: the error pipe is close-on-exec: end of file without a word means exec worked
     local report = inside.read_report(c.error_read)
     c:close_fds("error_read")
     if report then
@@ -162,6 +187,9 @@ M.start_steps = {
 -- @see lbox.spec for the fields
 function M.new(spec, labels)
   local self = setmetatable({ spec = spec_check.normalize(spec, labels) }, Container)
+  -- everything knowable before a privileged act, checked now, in one place
+  self.plan = spec_check.plan(self.spec, labels)
+  self.undo = undo.new()
   self.id = self.spec.id
   self.state = "created"
   -- functions do not travel over the pipe: the forked init has its own copy
@@ -222,6 +250,7 @@ function Container:start()
     for _, step in ipairs(self.start_steps) do step[2](self) end
   end)
   if not ok then
+    -- the reason it did not start matters more than a failed cleanup's
     self:destroy()
     error(err, 0)
   end
@@ -328,17 +357,39 @@ function Container:exec(argv, opts)
   local user = self.spec.user
   if opts.user then
     local name, group = users.parse(opts.user)
-    if not name then errors.raise("--user " .. group) end -- group is then the reason
+    if not name then errors.raise("user: " .. group) end -- group is then the reason
     user = { name = name, group = group }
   end
   local env = {}
   for name, value in pairs(self.spec.env) do env[name] = value end
   for name, value in pairs(opts.env or {}) do env[name] = value end
+  -- what this takes is given back on every way out, in reverse
+  local taken <close> = undo.new()
   -- a pidfd names PID 1 even if its number were reused; an attached
   -- container's was checked against its recorded start time
-  local process = self.pidfd or try("cannot find the container's process", core.pidfd_open(self.pid))
+  local process = self.pidfd
+  if not process then
+    process = try("cannot find the container's process", core.pidfd_open(self.pid))
+    taken:push("close the process descriptor", core.close, process)
+  end
   local error_read, error_write = try("cannot create a pipe", core.pipe())
+  taken:push("close the pipe", function()
+    core.close(error_read)
+    if error_write then core.close(error_write) end
+  end)
   local master, slave
+  if opts.tty then
+    master, slave = try("cannot allocate a pseudo-terminal", core.openpty())
+    taken:push("close the terminal", function()
+      core.close(master)
+      if slave then core.close(slave) end
+    end)
+    if core.isatty(0) then terminal.copy_size(0, master) end
+  end
+  hold_signals()
+  taken:push("unblock signals", release_signals)
+  -- the command's side, in the order of the init's own steps, sharing the last ones
+  local ctx = { error_fd = error_write, spec = { user = user, env = env, command = argv } }
   local steps = {
     { "join_cgroup", function()
       if self.cgroup then try("cannot join the container's cgroup", self.cgroup:attach(core.getpid())) end
@@ -363,8 +414,6 @@ function Container:exec(argv, opts)
     { "workdir", function()
       try("cannot enter the working directory", core.chdir(opts.workdir or self.spec.workdir or "/"))
     end },
-    { "capabilities", function() try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES)) end },
-    { "signals", function() inside.reset_signals() end },
     { "terminal", function()
       -- a session of its own in any case: lbox's terminal stays out of reach
       try("cannot start a session", core.setsid())
@@ -374,34 +423,28 @@ function Container:exec(argv, opts)
       end
       try("cannot close lbox's descriptors", core.cloexec_from(3))
     end },
-    { "user", function() inside.become_user(user, env) end },
-    { "exec", function() exec.execvp(argv, env) end },
+    inside.step("capabilities"),
+    inside.step("user"),
+    inside.step("signals"),
+    inside.step("exec"),
   }
-  if opts.tty then
-    master, slave = try("cannot allocate a pseudo-terminal", core.openpty())
-    if core.isatty(0) then terminal.copy_size(0, master) end
-  end
-  hold_signals()
   local pid, msg = core.clone(0)
   if pid == 0 then
     core.close(error_read)
-    run_init(steps, { error_fd = error_write })
+    run_init(steps, ctx)
   end
   core.close(error_write)
-  if slave then core.close(slave) end
-  if process ~= self.pidfd then core.close(process) end
-  local status, report = {}, nil
-  if pid then
-    report = inside.read_report(error_read)
-    -- the user's terminal is raw while it is the command's
-    local saved = master and core.isatty(0) and terminal.make_raw(0)
-    supervise(pid, child_ended(pid, status), master, true)
-    if saved then terminal.restore(0, saved) end
+  error_write = nil
+  if slave then
+    core.close(slave)
+    slave = nil
   end
-  release_signals()
-  core.close(error_read)
-  if master then core.close(master) end
   if not pid then errors.raise("cannot create the process: " .. tostring(msg)) end
+  local status = {}
+  local report = inside.read_report(error_read)
+  -- the user's terminal is raw while it is the command's
+  if master and core.isatty(0) then taken:push("restore the terminal", terminal.restore, 0, terminal.make_raw(0)) end
+  supervise(pid, child_ended(pid, status), master, true)
   if report then errors.raise(report.message, report.code) end
   status.exit_code = exit_code(status.how, status.code)
   return status
@@ -424,40 +467,16 @@ function Container:wait()
   return self.status
 end
 
---- Release everything the container holds: kills PID 1 if it still runs,
--- restores the terminal, removes the cgroup. Safe to call more than once.
--- @return true | nil, message (the cgroup could not be removed)
+--- Release everything the container holds, in the reverse order of its
+-- taking (c.undo): kills PID 1 if it still runs, restores the terminal,
+-- removes the cgroup and, unless kept, the directory. Every release is
+-- tried even when one fails. Safe to call more than once.
+-- @return true | nil, message naming the first release that failed
 function Container:destroy()
-  if self.pid and self.pid > 0 and not self.status then
-    if not (self.cgroup and self.cgroup:kill()) then core.kill(self.pid, core.SIGKILL) end
-    self:reap()
-  end
-  self:close_fds("sync_read", "sync_write", "error_read", "error_write", "pty_master", "pty_slave")
-  self:close_joined()
-  if self.saved_terminal then
-    terminal.restore(0, self.saved_terminal)
-    self.saved_terminal = nil
-  end
-  if self.holds_signals then
-    self.holds_signals = false
-    release_signals()
-  end
+  local ok, msg = self.undo:unwind()
   self.state = self.status and "exited" or "destroyed"
   live[self] = nil
-  if self.cgroup then
-    local ok, msg = self.cgroup:remove()
-    if not ok then return nil, msg end
-    self.cgroup = nil
-  end
-  if self.has_directory then
-    if not self.spec.keep then
-      local ok, msg = rootfs.remove(self.id)
-      if not ok then return nil, msg end
-    end
-    self.has_directory = false
-    self:close_fds("directory_lock")
-  end
-  return true
+  return ok, msg
 end
 
 Container.__close = Container.destroy

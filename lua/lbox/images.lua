@@ -139,7 +139,7 @@ function M.import(source, name)
   end)
 end
 
---- Write the filesystem at `root` (a container's, see lbox.rootfs.open)
+--- Write the filesystem at `root` (a container's, see lbox.views.open)
 -- to the tarball `file`: that filesystem only, without what is mounted in
 -- it (/proc, /sys, /dev, volumes).
 function M.export(root, file)

@@ -6,7 +6,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
-local rootfs = require "lbox.rootfs"
+local mounts = require "lbox.mounts"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
 
@@ -46,6 +46,9 @@ end
 
 M.READ_SIZE = 65536
 
+-- What lbox writes on the sync pipe once the child is in its cgroup.
+M.GO = "go"
+
 -- The container's umask: docker's (runc's default).
 M.UMASK = tonumber("022", 8)
 
@@ -71,18 +74,19 @@ M.CAPABILITIES = {
 }
 
 -- The container's init, after the clone, in order. Each step gets the init
--- context { sync_fd, error_fd, console, spec } and raises on failure; the
--- last one replaces the process with the command.
+-- context { sync_fd, error_fd, console, spec, payload, join_fds } and raises
+-- on failure; the last one replaces the process with the command.
 M.steps = {
   { "die_with_lbox", function()
     -- if lbox is killed, the container goes too, and the next run sweeps its cgroup
     try("cannot set the parent-death signal", core.set_pdeathsig(core.SIGKILL))
   end },
-  { "receive_spec", function(ctx)
-    -- blocks until lbox has put this process in its cgroup and sent the rest
-    local data = try("cannot read the container spec", M.read_to_end(ctx.sync_fd))
+  { "await_cgroup", function(ctx)
+    -- sync 1: blocks until lbox has put this process in its cgroup; the
+    -- spec came with the fork
+    local word = try("cannot hear from lbox", core.read(ctx.sync_fd, #M.GO))
     core.close(ctx.sync_fd)
-    ctx.spec = try("bad container spec from lbox", wire.decode(data))
+    if word ~= M.GO then errors.raise("lbox ended before the container could start") end
   end },
   { "private_mounts", function()
     -- before any mount: nothing mounted here may propagate back to the host
@@ -97,7 +101,7 @@ M.steps = {
     end
   end },
   { "cgroup_namespace", function(ctx)
-    -- after receive_spec: the child is in its cgroup, which becomes the
+    -- after await_cgroup: the child is in its cgroup, which becomes the
     -- namespace's root, so /proc/self/cgroup shows "0::/"
     if ctx.spec.namespaces.cgroup then
       try("cannot create a cgroup namespace", core.unshare(core.CLONE_NEWCGROUP))
@@ -112,25 +116,25 @@ M.steps = {
     -- a new network namespace's lo is down; docker's --network none has it up
     if ctx.spec.namespaces.net then try("cannot bring up the loopback interface", core.link_up("lo")) end
   end },
-  { "mount_root", function(ctx) rootfs.mount_root(ctx.spec.root, ctx.spec.read_only) end },
-  { "mount_proc", function(ctx) rootfs.mount_proc(ctx.spec.root) end },
-  { "mount_sys", function(ctx) rootfs.mount_sys(ctx.spec.root) end },
+  { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only) end },
+  { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },
+  { "mount_sys", function(ctx) mounts.mount_sys(ctx.spec.root) end },
   { "mount_cgroups", function(ctx)
-    rootfs.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
+    mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
   end },
-  { "mount_dev", function(ctx) rootfs.mount_dev(ctx.spec.root, ctx.console) end },
-  { "mount_volumes", function(ctx) rootfs.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
-  { "mount_tmpfs", function(ctx) rootfs.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
-  { "mount_etc_files", function(ctx) rootfs.mount_etc_files(ctx.spec.root) end },
-  { "mask_paths", function(ctx) rootfs.mask_paths(ctx.spec.root) end },
-  { "pivot_root", function(ctx) rootfs.pivot(ctx.spec.root) end },
+  { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console) end },
+  { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
+  { "mount_tmpfs", function(ctx) mounts.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
+  { "mount_etc_files", function(ctx) mounts.mount_etc_files(ctx.spec.root) end },
+  { "mask_paths", function(ctx) mounts.mask_paths(ctx.spec.root) end },
+  { "pivot_root", function(ctx) mounts.pivot(ctx.spec.root) end },
   { "workdir", function(ctx)
     local dir = ctx.spec.workdir or "/"
     try("cannot create the working directory " .. dir, fs.mkdir_p(dir))
     try("cannot enter the working directory", core.chdir(dir))
   end },
   { "read_only", function(ctx)
-    if ctx.spec.read_only then rootfs.make_read_only() end
+    if ctx.spec.read_only then mounts.make_read_only() end
   end },
   { "stdio", function(ctx)
     -- descriptors of lbox's the spec names (a pipe to another container, say)
@@ -210,27 +214,64 @@ function M.read_to_end(fd)
   return table.concat(chunks)
 end
 
---- The report { message, code } a child wrote before it left, from the
--- other end of its close-on-exec pipe | nil when it wrote none (it exec'd).
+-- The one protocol between a forked child and lbox, for the container's
+-- init, exec, the monitor of a detached container and the helper that
+-- mounts an ended container's layer. The child, on its close-on-exec
+-- pipe, writes either
+--   nothing: it exec'd (or died: end of file without a word);
+--   READY, then closes it: set up, it goes on (a monitor, a helper);
+--   a report { message, code }, then _exits with code: it failed.
+-- The parent reads it with read_report and raises the report as it is.
+
+local READY = { ready = true }
+
+--- The parent's side: what the child said before the pipe's end.
+-- @return report { message, code } | nil, "ready" | nil (exec'd, or died)
 function M.read_report(fd)
   local data = M.read_to_end(fd) or ""
-  return data ~= "" and wire.decode(data) or nil
+  if data == "" then return nil end
+  local said = wire.decode(data)
+  if type(said) == "table" and said.ready then return nil, "ready" end
+  return said
+end
+
+--- The child's side, once set up: say so, and close the pipe.
+function M.ready(fd)
+  core.write(fd, wire.encode(READY))
+  core.close(fd)
+end
+
+--- The child's side: run `fn(...)` under xpcall; when it raises, write the
+-- report on `fd` and leave with _exit, never returning into lbox's code.
+-- A user error travels as it is; anything else is a bug of `where`.
+-- @return what fn returned
+function M.guard(fd, where, fn, ...)
+  local results = table.pack(xpcall(fn, function(e)
+    if errors.is_user_error(e) then return e end
+    return { message = "internal error in " .. where .. ": " .. debug.traceback(tostring(e), 2),
+             code = errors.codes.lbox }
+  end, ...))
+  if results[1] then return table.unpack(results, 2, results.n) end
+  local report = results[2]
+  core.write(fd, wire.encode { message = report.message, code = report.code })
+  core._exit(report.code)
 end
 
 --- Run `steps` in a cloned child with context `ctx` ({ error_fd, ... }).
--- The child never returns into lbox's code: it execs, or reports why not
--- on the error pipe and leaves with _exit.
+-- The last step execs; if it returns, that is a failure too.
 function M.run(steps, ctx)
-  local ok, err = xpcall(function()
+  M.guard(ctx.error_fd, "the container's init", function()
     for _, step in ipairs(steps) do step[2](ctx) end
-  end, function(e)
-    if errors.is_user_error(e) then return e end
-    return { message = "internal error in the container's init: " .. debug.traceback(tostring(e), 2),
-             code = errors.codes.lbox }
+    errors.raise("init ended without exec")
   end)
-  local report = ok and { message = "init ended without exec", code = errors.codes.lbox } or err
-  core.write(ctx.error_fd, wire.encode { message = report.message, code = report.code })
-  core._exit(report.code)
+end
+
+--- The step called `name` of the init's list, to share it with another.
+function M.step(name)
+  for _, step in ipairs(M.steps) do
+    if step[1] == name then return step end
+  end
+  error("no init step " .. tostring(name), 2)
 end
 
 return M

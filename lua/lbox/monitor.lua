@@ -5,7 +5,6 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local inside = require "lbox.inside"
 local state = require "lbox.state"
-local wire = require "lbox.wire"
 
 local M = {}
 
@@ -33,22 +32,19 @@ function M.detach(box)
     if null then for fd = 0, 2 do core.dup2(null, fd) end end
     if report_write > 3 then core.close_range(3, report_write - 1) end
     core.close_range(report_write + 1)
-    local ok, err = pcall(box.start, box)
-    if not ok then
-      local e = errors.is_user_error(err) and err or { message = tostring(err), code = errors.codes.lbox }
-      core.write(report_write, wire.encode { message = e.message, code = e.code })
-      core._exit(e.code)
-    end
-    core.close(report_write)
+    -- sync: ready once the container runs; a report if it could not start
+    inside.guard(report_write, "the monitor", box.start, box)
+    inside.ready(report_write)
     box:wait()
     core._exit(0)
   end
   core.close(report_write)
-  local report = inside.read_report(report_read)
+  local report, ready = inside.read_report(report_read)
   core.close(report_read)
-  if report then
+  if not ready then
     core.waitpid(monitor)
-    errors.raise(report.message, report.code)
+    if report then errors.raise(report.message, report.code) end
+    errors.raise("the monitor of the container ended before it started")
   end
   return box.id
 end

@@ -1,52 +1,35 @@
---- A container's filesystem. `prepare` and `remove` run in lbox, around the
--- container's life; the other functions run in the container's init, in its
--- own mount namespace, in the order container.init_steps gives.
+--- A container's root filesystem on the host, in lbox, around the
+-- container's life: its directory in the store, with its copy-on-write
+-- layer and /etc files (`prepare`), removed at its end (`remove`). The
+-- mounts made of it inside the container are lbox.mounts'.
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
-local images = require "lbox.images"
-local lfs = require "lfs"
 local state = require "lbox.state"
 local store = require "lbox.store"
 
 local M = {}
 
 local try = errors.try
-local NOSUID, NODEV, NOEXEC = core.MS_NOSUID, core.MS_NODEV, core.MS_NOEXEC
-local BIND, REC, RDONLY, REMOUNT = core.MS_BIND, core.MS_REC, core.MS_RDONLY, core.MS_REMOUNT
-local ATTR_RDONLY, RECURSIVE = core.MOUNT_ATTR_RDONLY, core.AT_RECURSIVE
-local ATTR_LOCKED_DOWN = core.MOUNT_ATTR_RDONLY | core.MOUNT_ATTR_NOSUID | core.MOUNT_ATTR_NODEV | core.MOUNT_ATTR_NOEXEC
-
--- Device nodes of every container's /dev: name, major, minor.
-local DEVICES = {
-  { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
-}
-local DEV_LINKS = {
-  fd = "/proc/self/fd", stdin = "/proc/self/fd/0", stdout = "/proc/self/fd/1", stderr = "/proc/self/fd/2",
-  ptmx = "pts/ptmx", core = "/proc/kcore",
-}
--- What docker hides from /proc and /sys, and what it makes read-only.
-M.MASKED_PATHS = {
-  "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-  "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
-}
-M.READONLY_PATHS = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" }
 
 M.container_dir = state.dir
 
--- The overlay of a container's layer in `dir` on the image root `lower`.
-local function overlay_options(lower, dir)
+--- The overlay mount options of a container's layer in `dir` on the image
+-- root `lower`.
+function M.overlay_options(lower, dir)
   return string.format("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, dir, dir)
 end
+local overlay_options = M.overlay_options
 
 --- In lbox, before the clone: the container's directory, with its
--- copy-on-write layer when it runs an image, and its /etc files. The
--- directory's lock is held while the container lives (`lock_fd`).
--- @return the root description sent to the init:
---   { path, overlay = mount options | nil, files = { name = host path } }, lock_fd
-function M.prepare(id, spec)
+-- copy-on-write layer on `plan.lower` when it runs an image (lbox.spec.plan),
+-- and its /etc files. Each thing made pushes what removes it on `undo` (an
+-- lbox.undo list); the directory's lock, held while the container lives, is
+-- let go of last, and a kept container's directory stays.
+-- @return the root description the init mounts:
+--   { path, overlay = mount options | nil, files = { name = host path } }
+function M.prepare(id, spec, plan, undo)
   local dir = M.container_dir(id)
-  if dir:find("[,:]") then errors.raise("the store path may not contain ',' or ':': " .. store.root()) end
   -- one at a time through here: two containers never take one name, an
   -- image is not removed while a container takes it, and a sweep never sees
   -- a directory between its creation and its lock
@@ -60,21 +43,22 @@ function M.prepare(id, spec)
       end
     end
   end
-  local lower
-  if spec.rootfs then
-    if fs.kind(spec.rootfs) ~= "directory" then
-      errors.raise(string.format("--rootfs %s: not a directory", spec.rootfs))
-    end
-  else
-    local image = images.get(spec.image)
-    if not image then
-      errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
-    end
-    lower = image.rootfs
+  local lower = plan.lower
+  if lower and not fs.exists(lower) then -- removed since the plan was made
+    errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
   end
+  -- the lock is let go of last: no sweep removes the directory under us
+  local held = {}
+  undo:push("unlock the container's directory", function()
+    if held.fd then core.close(held.fd) end
+  end)
+  undo:push("remove the container's directory", function()
+    if spec.keep then return true end
+    return M.remove(id)
+  end)
   try("cannot create the container's directory", fs.mkdir_p(dir))
-  local lock_fd = try("cannot lock the container's directory", core.open(dir .. "/lock", "create"))
-  core.flock(lock_fd, "exclusive")
+  held.fd = try("cannot lock the container's directory", core.open(dir .. "/lock", "create"))
+  core.flock(held.fd, "exclusive")
   state.write(id, {
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
@@ -100,258 +84,13 @@ function M.prepare(id, spec)
     fs.write_file(dir .. "/" .. name, content)
     root.files[name] = dir .. "/" .. name
   end
-  return root, lock_fd
-end
-
---- The root filesystem of container `ref` (an id prefix or a name), to
--- read from: a running container's as its init sees it; an ended one's
--- layer over its image, mounted read-only in a mount namespace of a helper
--- process, which ends (and the mount with it) when the result is closed
--- or lbox dies. Raises a user error when there is no such container.
--- @return to-be-closed { path }
-function M.open(ref)
-  local found = state.find(ref)
-  local view = setmetatable({}, { __close = function(v)
-    if v.process then core.close(v.process) end
-    if v.hold then core.close(v.hold) end
-    if v.pid then core.waitpid(v.pid) end
-  end })
-  -- a running container's PID 1, if it is still the recorded process (not
-  -- one that took its number); else it ended: its layer, below
-  view.process = state.open_process(found)
-  if view.process then
-    view.path = "/proc/" .. found.pid .. "/root"
-    return view
-  end
-  local dir = M.container_dir(found.id)
-  if not found.lower then -- it ran on a directory of its own
-    view.path = found.image
-    return view
-  end
-  local ready_read, ready_write = try("cannot create a pipe", core.pipe())
-  local hold_read, hold_write = try("cannot create a pipe", core.pipe())
-  local pid, msg = core.clone(core.CLONE_NEWNS)
-  if pid == 0 then
-    core.close(ready_read)
-    core.close(hold_write)
-    core.set_pdeathsig(core.SIGKILL)
-    local ok, why = core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE)
-    if ok then
-      ok, why = core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY, overlay_options(found.lower, dir))
-    end
-    core.write(ready_write, ok and "ok" or why)
-    core.close(ready_write)
-    core.read(hold_read, 1) -- end of file: lbox is done, or gone
-    core._exit(0)
-  end
-  core.close(ready_write)
-  core.close(hold_read)
-  if not pid then
-    core.close(ready_read)
-    core.close(hold_write)
-    errors.raise("cannot create a process: " .. tostring(msg))
-  end
-  view.pid, view.hold = pid, hold_write
-  local reply = core.read(ready_read, 4096) or ""
-  core.close(ready_read)
-  if reply ~= "ok" then
-    getmetatable(view).__close(view)
-    errors.raise(string.format("cannot mount the layer of container %s: %s", found.id:sub(1, 12),
-      reply ~= "" and reply or "its helper process died"))
-  end
-  view.path = "/proc/" .. pid .. "/root" .. dir .. "/merged"
-  return view
+  return root
 end
 
 --- In lbox, after the container ended: remove its directory. The layer's
 -- mounts lived in the container's mount namespace and went with it.
 function M.remove(id)
   return fs.remove_tree(M.container_dir(id))
-end
-
---- `path` inside `root`, following symlinks as the container would see
--- them: never outside `root`. @return host path
-function M.secure_join(root, path)
-  local resolved, pending, links = {}, {}, 0
-  for part in path:gmatch("[^/]+") do pending[#pending + 1] = part end
-  while #pending > 0 do
-    local part = table.remove(pending, 1)
-    if part == ".." then
-      resolved[#resolved] = nil
-    elseif part ~= "." then
-      local candidate = root .. "/" .. table.concat(resolved, "/") .. (#resolved > 0 and "/" or "") .. part
-      if lfs.symlinkattributes(candidate, "mode") == "link" then
-        links = links + 1
-        if links > 40 then errors.raise("too many levels of symbolic links in " .. path) end
-        local target = lfs.symlinkattributes(candidate, "target")
-        if target:sub(1, 1) == "/" then resolved = {} end
-        local parts = {}
-        for p in target:gmatch("[^/]+") do parts[#parts + 1] = p end
-        table.move(pending, 1, #pending, #parts + 1, parts)
-        pending = parts
-      else
-        resolved[#resolved + 1] = part
-      end
-    end
-  end
-  return root .. "/" .. table.concat(resolved, "/")
-end
-
--- A directory (or with `file`, an empty file) at `path` inside `root`.
-local function ensure(root, path, file)
-  local target = M.secure_join(root, path)
-  local kind = fs.kind(target)
-  if file then
-    try("cannot create " .. path, fs.mkdir_p(target:match("^(.*)/[^/]*$")))
-    if not kind then fs.write_file(target, "") end
-  elseif kind ~= "directory" then
-    try("cannot create " .. path, fs.mkdir_p(target))
-  end
-  return target
-end
-
-local function mount(what, ...)
-  return try("cannot mount " .. what, core.mount(...))
-end
-
--- `path` and every mount below it read-only: a bind remount would ignore
--- MS_REC and leave the mounts below writable.
-local function read_only_tree(what, path, attrs)
-  try("cannot make " .. what .. " read-only", core.mount_setattr(path, attrs or ATTR_RDONLY, 0, RECURSIVE))
-end
-
---- Mount the root: the image's overlay, or a bind of the directory
--- (pivot_root needs a mount point). With `read_only`, what the directory
--- has mounted below it is made read-only now, before lbox mounts its own
--- (/proc, /dev, volumes) there; the root itself stays writable for their
--- mount points until make_read_only.
-function M.mount_root(root, read_only)
-  if root.overlay then
-    local ok, msg = core.mount("overlay", root.path, "overlay", 0, root.overlay)
-    if not ok then
-      errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. store.root()
-        .. ", or $LBOX_STORE) must be on a filesystem overlayfs can write to, such as ext4, xfs or tmpfs")
-    end
-  else
-    mount("the container's root", root.path, root.path, nil, BIND | REC)
-    if read_only then
-      read_only_tree("the container's root", root.path)
-      try("cannot make the container's root writable", core.mount_setattr(root.path, 0, ATTR_RDONLY))
-    end
-  end
-end
-
-function M.mount_proc(root)
-  mount("/proc", "proc", ensure(root.path, "/proc"), "proc", NOSUID | NOEXEC | NODEV)
-end
-
---- /sys, read-only; its own sysfs when the container has its own network.
-function M.mount_sys(root)
-  local target = ensure(root.path, "/sys")
-  if not core.mount("sysfs", target, "sysfs", RDONLY | NOSUID | NOEXEC | NODEV) then
-    mount("/sys", "/sys", target, nil, BIND | REC)
-    mount("/sys read-only", nil, target, nil, REMOUNT | BIND | RDONLY | NOSUID | NOEXEC | NODEV)
-  end
-end
-
---- The container's own cgroups at /sys/fs/cgroup, read-only, as docker
--- does: on v2 the cgroup namespace's view, on v1 a tmpfs with a bind of the
--- container's group in each hierarchy.
-function M.mount_cgroups(root, unified, groups)
-  local target = root.path .. "/sys/fs/cgroup"
-  local flags = NOSUID | NOEXEC | NODEV
-  if unified then
-    mount("/sys/fs/cgroup", "cgroup2", target, "cgroup2", flags)
-  else
-    mount("/sys/fs/cgroup", "tmpfs", target, "tmpfs", flags, "mode=755")
-    for controller, path in pairs(groups or {}) do
-      local dir = target .. "/" .. controller
-      try("cannot create " .. dir, lfs.mkdir(dir))
-      mount(dir, path, dir, nil, BIND)
-      mount(dir .. " read-only", nil, dir, nil, REMOUNT | BIND | RDONLY | flags)
-    end
-  end
-  mount("/sys/fs/cgroup read-only", nil, target, nil, REMOUNT | BIND | RDONLY | flags)
-end
-
---- A fresh /dev: device nodes, a private devpts, /dev/shm, the usual links,
--- and the terminal as /dev/console under -t.
-function M.mount_dev(root, console)
-  local dev = ensure(root.path, "/dev")
-  mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
-  for _, d in ipairs(DEVICES) do
-    try("cannot create /dev/" .. d[1], core.mknod(dev .. "/" .. d[1], "char", tonumber("666", 8), d[2], d[3]))
-  end
-  for name, target in pairs(DEV_LINKS) do
-    try("cannot link /dev/" .. name, lfs.link(target, dev .. "/" .. name, true))
-  end
-  for _, sub in ipairs { "pts", "shm", "mqueue" } do lfs.mkdir(dev .. "/" .. sub) end
-  mount("/dev/pts", "devpts", dev .. "/pts", "devpts", NOSUID | NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
-  mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=1777,size=65536k")
-  mount("/dev/mqueue", "mqueue", dev .. "/mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
-  if console then
-    fs.write_file(dev .. "/console", "")
-    mount("/dev/console", console, dev .. "/console", nil, BIND)
-  end
-end
-
---- Bind each volume { host, target, readonly } at its target inside the root.
-function M.mount_volumes(root, volumes)
-  for _, v in ipairs(volumes) do
-    local target = ensure(root.path, v.target, fs.kind(v.host) ~= "directory")
-    mount(v.target, v.host, target, nil, BIND | REC)
-    if v.readonly then read_only_tree(v.target, target) end
-  end
-end
-
---- An empty tmpfs at each target inside the root (writable even with --read-only).
-function M.mount_tmpfs(root, targets)
-  for _, target in ipairs(targets) do
-    mount(target, "tmpfs", ensure(root.path, target), "tmpfs", NOSUID | NODEV, "mode=1777,size=65536k")
-  end
-end
-
---- /etc/hostname, /etc/hosts and /etc/resolv.conf from the container's directory.
-function M.mount_etc_files(root)
-  for name, source in pairs(root.files) do
-    mount("/etc/" .. name, source, ensure(root.path, "/etc/" .. name, true), nil, BIND)
-  end
-end
-
---- Hide what docker hides, make read-only what it makes read-only.
-function M.mask_paths(root)
-  for _, path in ipairs(M.MASKED_PATHS) do
-    local target = root.path .. path
-    local kind = fs.kind(target)
-    if kind == "directory" then
-      mount(path, "tmpfs", target, "tmpfs", RDONLY | NOSUID | NODEV | NOEXEC, "size=0")
-    elseif kind then
-      mount(path, root.path .. "/dev/null", target, nil, BIND)
-    end
-  end
-  for _, path in ipairs(M.READONLY_PATHS) do
-    local target = root.path .. path
-    if fs.kind(target) then
-      mount(path, target, target, nil, BIND | REC)
-      read_only_tree(path, target, ATTR_LOCKED_DOWN)
-    end
-  end
-end
-
---- Make the root the container's `/` and detach the old one, so that nothing
--- of the host stays reachable (pivot_root(".", "."), as crun does).
-function M.pivot(root)
-  try("cannot enter the container's root", core.chdir(root.path))
-  try("cannot pivot_root", core.pivot_root(".", "."))
-  try("cannot detach the old root", core.umount(".", core.MNT_DETACH))
-  try("cannot enter the container's root", core.chdir("/"))
-end
-
---- --read-only: the root itself read-only (what was mounted below it with
--- the directory already is: mount_root); /dev, /proc, volumes and tmpfs
--- keep their own modes.
-function M.make_read_only()
-  try("cannot make / read-only", core.mount_setattr("/", ATTR_RDONLY))
 end
 
 return M

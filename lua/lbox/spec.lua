@@ -35,6 +35,7 @@ local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
+local lfs = require "lfs"
 local units = require "lbox.units"
 local users = require "lbox.users"
 
@@ -59,11 +60,17 @@ end
 -- Raises a user error naming the first problem.
 -- @param labels optional map from field path ("limits.cpus") to the name the
 --   user knows it by ("--cpus")
-function M.normalize(spec, labels)
+-- A function that raises a user error about a field of the spec, named as
+-- `labels` (the CLI's words) names it.
+local function complainer(labels)
   labels = labels or {}
-  local function bad(field, fmt, ...)
+  return function(field, fmt, ...)
     errors.raise(string.format("%s: " .. fmt, labels[field] or field, ...))
   end
+end
+
+function M.normalize(spec, labels)
+  local bad = complainer(labels)
   if type(spec) ~= "table" then errors.raise("container spec must be a table") end
   local out = { limits = {}, env = {}, namespaces = {} }
 
@@ -168,6 +175,29 @@ function M.normalize(spec, labels)
 
   M.check_limits(spec.limits or {}, out.limits, bad)
   return out
+end
+
+--- What starting the normalized `spec` takes from the host, checked before
+-- anything is made there, in one place: the image's root (the built-in
+-- image is made on first use), the --rootfs directory, the cgroup writes
+-- the limits need. Raises a user error naming the field.
+-- @return plan { lower = image root | nil, cgroup_writes = list }
+function M.plan(spec, labels)
+  local bad = complainer(labels)
+  local plan = {}
+  if spec.rootfs then
+    if lfs.attributes(spec.rootfs, "mode") ~= "directory" then bad("rootfs", "%s is not a directory", spec.rootfs) end
+  else
+    local image = images.get(spec.image)
+    if not image then
+      errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
+    end
+    plan.lower = image.rootfs
+  end
+  local writes, field, msg = cgroups.plan(spec.limits)
+  if not writes then bad(field, "%s", msg) end
+  plan.cgroup_writes = writes
+  return plan
 end
 
 local function cpu_list_within(text, online_file, what, field, bad)
