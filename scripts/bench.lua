@@ -15,7 +15,16 @@ local cli = require "lbox.cli"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 
-local runs = tonumber((...)) or 300
+local options = require "lbox.options"
+
+local opts, args = options.command({
+  usage = "lbox bench [RUNS]",
+  summary = "Start-up time and peak memory of lbox run next to unshare, a shell script, bwrap, runc and crun "
+    .. "(RUNS runs each, 300 by default).",
+  operands = { 0, 1 },
+}, { ... })
+if not opts then return 0 end
+local runs = tonumber(args[1]) or 300
 local work = "/tmp/lbox-bench." .. core.getpid()
 local lbox = cli.root .. "/lbox"
 local MEMORY = 100 * 1024 * 1024

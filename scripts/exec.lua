@@ -7,16 +7,20 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 local users = require "lbox.users"
 
-local args = { ... }
-local opts, first = options.parse({
-  { "interactive", short = "i" }, { "tty", short = "t" },
-  { "env", short = "e", value = "NAME=VALUE", list = true },
-  { "workdir", short = "w", value = "DIR" },
-  { "user", short = "u", value = "USER[:GROUP]" },
-}, args)
-if #args < first + 1 then
-  errors.raise("usage: lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]")
-end
+local opts, args = options.command({
+  usage = "lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]",
+  summary = "Run a command in a running container, in all its namespaces and its cgroup.",
+  options = {
+    { "interactive", short = "i", help = "keep stdin attached" },
+    { "tty", short = "t", help = "a pseudo-terminal for the command" },
+    { "env", short = "e", value = "NAME=VALUE", list = true, help = "set an environment variable" },
+    { "workdir", short = "w", value = "DIR", help = "the working directory (default: the container's)" },
+    { "user", short = "u", value = "USER[:GROUP]", help = "run as this user (default: the container's)" },
+  },
+  operands = { 2 },
+}, { ... })
+if not opts then return 0 end
+local first = 1
 if opts.user then
   local user, why = users.parse(opts.user)
   if not user then errors.raise("--user: " .. why) end

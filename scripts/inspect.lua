@@ -1,10 +1,15 @@
 -- lbox inspect CONTAINER...: what lbox knows of containers, as JSON.
 local cjson = require "cjson"
-local errors = require "lbox.errors"
+local options = require "lbox.options"
 local state = require "lbox.state"
 
-if select("#", ...) == 0 then errors.raise("usage: lbox inspect CONTAINER...") end
+local opts, refs = options.command({
+  usage = "lbox inspect CONTAINER...",
+  summary = "What lbox knows of containers, as JSON.",
+  operands = { 1 },
+}, { ... })
+if not opts then return 0 end
 local found = {}
-for _, ref in ipairs { ... } do found[#found + 1] = state.find(ref) end
+for _, ref in ipairs(refs) do found[#found + 1] = state.find(ref) end
 print(cjson.encode(found))
 return 0

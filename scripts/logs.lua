@@ -6,10 +6,17 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 local units = require "lbox.units"
 
-local args = { ... }
-local opts, first = options.parse({ { "follow", short = "f" }, { "tail", short = "n", value = "N" } }, args)
-if #args ~= first then errors.raise("usage: lbox logs [-f] [--tail N] CONTAINER") end
-local s = state.find(args[first])
+local opts, args = options.command({
+  usage = "lbox logs [-f] [--tail N] CONTAINER",
+  summary = "Show what a detached container wrote.",
+  options = {
+    { "follow", short = "f", help = "go on with new output until the container ends" },
+    { "tail", short = "n", value = "N", help = "only the last N lines" },
+  },
+  operands = { 1, 1 },
+}, { ... })
+if not opts then return 0 end
+local s = state.find(args[1])
 local text = fs.read_file(s.log or state.dir(s.id) .. "/container.log") or ""
 if opts.tail then
   local n = units.integer(opts.tail, 0, math.maxinteger) or errors.raise("--tail: a number of lines expected")

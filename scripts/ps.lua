@@ -3,7 +3,17 @@ local cjson = require "cjson"
 local options = require "lbox.options"
 local state = require "lbox.state"
 
-local opts = options.parse({ { "all", short = "a" }, { "quiet", short = "q" }, { "format", value = "json" } }, { ... })
+local opts = options.command({
+  usage = "lbox ps [-a] [-q] [--format json]",
+  summary = "List containers: running ones, or all.",
+  options = {
+    { "all", short = "a", help = "ended (kept) containers too" },
+    { "quiet", short = "q", help = "ids only" },
+    { "format", value = "json", help = "the list as JSON" },
+  },
+  operands = { 0, 0 },
+}, { ... })
+if not opts then return 0 end
 local shown = {}
 for _, s in ipairs(state.list()) do
   if opts.all or s.status == "running" then shown[#shown + 1] = s end

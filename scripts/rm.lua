@@ -7,16 +7,20 @@ local fs = require "lbox.fs"
 local options = require "lbox.options"
 local state = require "lbox.state"
 
-local args = { ... }
-local opts, first = options.parse({ { "force", short = "f" } }, args)
-if first > #args then errors.raise("usage: lbox rm [-f] CONTAINER...") end
+local opts, containers = options.command({
+  usage = "lbox rm [-f] CONTAINER...",
+  summary = "Remove containers and all they hold: cgroup, layer, state, log.",
+  options = { { "force", short = "f", help = "kill and remove running containers too" } },
+  operands = { 1 },
+}, { ... })
+if not opts then return 0 end
 
-for i = first, #args do
-  local s = state.find(args[i])
+for _, ref in ipairs(containers) do
+  local s = state.find(ref)
   if s.status == "running" then
     -- the wrong state: 1, as kill and exec of a container that does not run
     if not opts.force then
-      errors.raise(string.format("container %s is running: stop it first, or use rm -f", args[i]), 1)
+      errors.raise(string.format("container %s is running: stop it first, or use rm -f", ref), 1)
     end
     local process = state.open_process(s)
     if process then
@@ -28,7 +32,7 @@ for i = first, #args do
   -- what a dead monitor could not remove
   local group = cgroups.open(s.id)
   if group then group:remove() end
-  errors.try("cannot remove container " .. args[i], fs.remove_tree(state.dir(s.id)))
-  print(args[i])
+  errors.try("cannot remove container " .. ref, fs.remove_tree(state.dir(s.id)))
+  print(ref)
 end
 return 0

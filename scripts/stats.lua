@@ -5,12 +5,16 @@ local core = require "lbox.core"
 local options = require "lbox.options"
 local state = require "lbox.state"
 
-local args = { ... }
-local opts, first = options.parse({ { "no-stream" } }, args)
+local opts, args = options.command({
+  usage = "lbox stats [--no-stream] [CONTAINER...]",
+  summary = "Memory, CPU time and processes of running containers, from their cgroups, every second.",
+  options = { { "no-stream", help = "once, not every second" } },
+}, { ... })
+if not opts then return 0 end
 local function targets()
   local list = {}
-  if first <= #args then
-    for i = first, #args do list[#list + 1] = state.find(args[i]) end
+  if #args > 0 then
+    for _, ref in ipairs(args) do list[#list + 1] = state.find(ref) end
   else
     for _, s in ipairs(state.list()) do if s.status == "running" then list[#list + 1] = s end end
   end

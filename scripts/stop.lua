@@ -5,14 +5,18 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 local units = require "lbox.units"
 
-local args = { ... }
-local opts, first = options.parse({ { "time", short = "t", value = "SECONDS" } }, args)
-if first > #args then errors.raise("usage: lbox stop [-t SECONDS] CONTAINER...") end
+local opts, containers = options.command({
+  usage = "lbox stop [-t SECONDS] CONTAINER...",
+  summary = "Stop running containers: SIGTERM, then SIGKILL after the grace period.",
+  options = { { "time", short = "t", value = "SECONDS", help = "the grace period (default 10)" } },
+  operands = { 1 },
+}, { ... })
+if not opts then return 0 end
 local grace = opts.time and (units.integer(opts.time, 0, 86400) or errors.raise("--time: a number of seconds expected")) or 10
 
 -- every name first: a typo stops nothing
 local found = {}
-for i = first, #args do found[#found + 1] = state.find(args[i]) end
+for i, ref in ipairs(containers) do found[i] = state.find(ref) end
 
 -- one grace period for all of them, as docker; through pidfds held all
 -- along, so that SIGKILL reaches the process SIGTERM did, or none (one whose
@@ -29,5 +33,5 @@ local stubborn = state.wait_released(running, grace)
 for _, id in ipairs(stubborn) do core.pidfd_send_signal(processes[id], core.SIGKILL) end
 state.wait_released(stubborn, 10)
 for _, process in pairs(processes) do core.close(process) end
-for i = first, #args do print(args[i]) end -- as docker: an exited container is already stopped
+for _, ref in ipairs(containers) do print(ref) end -- as docker: an exited container is already stopped
 return 0

@@ -1,10 +1,15 @@
 -- lbox wait CONTAINER...: block until each container ends, then print its
 -- exit code, as docker wait.
 local errors = require "lbox.errors"
+local options = require "lbox.options"
 local state = require "lbox.state"
 
-local args = { ... }
-if #args == 0 then errors.raise("usage: lbox wait CONTAINER...") end
+local opts, args = options.command({
+  usage = "lbox wait CONTAINER...",
+  summary = "Block until each container ends, then print its exit code.",
+  operands = { 1 },
+}, { ... })
+if not opts then return 0 end
 local found = {}
 for i, ref in ipairs(args) do found[i] = state.find(ref) end
 for _, s in ipairs(found) do

@@ -81,6 +81,34 @@ function M.parse(defs, argv, first)
   return opts, i
 end
 
+M.HELP = { "help", short = "h", help = "show this help" }
+
+--- The command line of a command or recipe, from its description:
+--   { usage = "lbox kill [-s SIGNAL] CONTAINER...", summary = "what it does",
+--     options = { definitions }, operands = { min [, max] } }
+-- -h/--help is added to the options: it prints the usage, the summary and
+-- one line per option, and gives nil (the command then ends, 0). Too few or
+-- too many operands raise "usage: ...".
+-- @return options, list of operands | nil after --help
+function M.command(command, argv)
+  local defs = table.move(command.options or {}, 1, #(command.options or {}), 1, {})
+  local has_help = false
+  for _, def in ipairs(defs) do has_help = has_help or def[1] == "help" end
+  if not has_help then defs[#defs + 1] = M.HELP end
+  local opts, first = M.parse(defs, argv)
+  if opts.help then
+    print("usage: " .. command.usage .. "\n\n" .. (command.summary and command.summary .. "\n\n" or "")
+      .. "options:\n" .. M.usage(defs))
+    return nil
+  end
+  local operands = table.move(argv, first, #argv, 1, {})
+  local min, max = table.unpack(command.operands or {})
+  if (min and #operands < min) or (max and #operands > max) then
+    errors.raise("usage: " .. command.usage .. " (see --help)")
+  end
+  return opts, operands
+end
+
 --- Usage text: one line per option.
 function M.usage(defs)
   local lines = {}

@@ -6,6 +6,14 @@ local core = require "lbox.core"
 local lbox = require "lbox"
 local lfs = require "lfs"
 
+local options = require "lbox.options"
+
+if not options.command({
+  usage = "lbox examples/lua_payload",
+  summary = "A container whose PID 1 is a Lua function of this recipe's.",
+  operands = { 0, 0 },
+}, { ... }) then return 0 end
+
 local greeting = "hello from a Lua function"
 
 local status = lbox.run {

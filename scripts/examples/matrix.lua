@@ -3,7 +3,13 @@
 local core = require "lbox.core"
 local lbox = require "lbox"
 
-local command = { ... }
+local options = require "lbox.options"
+
+local opts, command = options.command({
+  usage = "lbox examples/matrix [COMMAND...]",
+  summary = "One command under three memory limits (16, 64 and 256 MiB), and a table of how it fared.",
+}, { ... })
+if not opts then return 0 end
 if #command == 0 then command = { "dd", "if=/dev/zero", "of=/dev/null", "bs=40M", "count=1" } end
 local null = assert(core.open("/dev/null", "w"))
 local MIB = 1024 * 1024

@@ -3,7 +3,16 @@
 local core = require "lbox.core"
 local lbox = require "lbox"
 
-local count = tonumber((...)) or 1000
+local options = require "lbox.options"
+
+local opts, args = options.command({
+  usage = "lbox examples/pipeline [COUNT]",
+  summary = "Two containers joined by a pipe: the producer's stdout (COUNT lines, 1000 by default) "
+    .. "is the consumer's stdin.",
+  operands = { 0, 1 },
+}, { ... })
+if not opts then return 0 end
+local count = tonumber(args[1]) or 1000
 local read_end, write_end = assert(core.pipe())
 local producer = lbox.container {
   hostname = "producer", command = { "seq", "1", tostring(count) }, stdio = { stdout = write_end },

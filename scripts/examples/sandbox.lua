@@ -1,14 +1,21 @@
 -- An untrusted build in a box: no network, a read-only root, the sources
 -- read-only at /src, a tmpfs at /work to build in, memory and process limits.
 --   lbox examples/sandbox SOURCE_DIR [COMMAND...]
-local errors = require "lbox.errors"
 local lbox = require "lbox"
 local lfs = require "lfs"
 
-local source = ...
-if not source then errors.raise("usage: lbox examples/sandbox SOURCE_DIR [COMMAND...]") end
+local options = require "lbox.options"
+
+local opts, args = options.command({
+  usage = "lbox examples/sandbox SOURCE_DIR [COMMAND...]",
+  summary = "An untrusted build in a box: no network, a read-only root, SOURCE_DIR read-only at /src, "
+    .. "a tmpfs at /work, memory and process limits.",
+  operands = { 1 },
+}, { ... })
+if not opts then return 0 end
+local source = args[1]
 if source:sub(1, 1) ~= "/" then source = lfs.currentdir() .. "/" .. source end
-local command = { select(2, ...) }
+local command = table.move(args, 2, #args, 1, {})
 if #command == 0 then
   command = { "sh", "-c", "cp -r /src/. /work/ && ls /work && if [ -f Makefile ]; then make; fi" }
 end
