@@ -139,16 +139,35 @@ describe("lbox run limits", function()
   end)
 
   it("removes the container's cgroup on every way out", function()
-    -- normal exit, failed exec, a signal, OOM: the leak check after each
-    for _, argv in ipairs {
-      { "run", "-m", "20m", "true" },
-      { "run", "-m", "20m", "--pids-limit", "5", "/nonexistent" },
-      { "run", "-m", "20m", "sh", "-c", "exec kill -9 $$" },
-      { "run", "-m", "20m", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1" },
+    -- normal exit, failed exec, a signal, OOM, a failed setup step: each
+    -- with its exit code, then no cgroup left
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(lfs.mkdir(dir))
+    finally(function() lfs.rmdir(dir) end)
+    for _, case in ipairs {
+      { 0, { "run", "-m", "20m", "true" } },
+      { 127, { "run", "-m", "20m", "--pids-limit", "5", "/nonexistent" } },
+      { 137, { "run", "-m", "20m", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1" } },
+      { 125, { "run", "-m", "20m", "-v", dir .. ":/etc/passwd", "true" } },
     } do
-      helper.lbox_run(argv)
-      assert.are.same({}, helper.container_cgroups(), table.concat(argv, " "))
+      local r = helper.lbox_run(case[2])
+      assert.are.equal(case[1], r.code, table.concat(case[2], " ") .. ": " .. r.err)
+      assert.are.same({}, helper.container_cgroups(), table.concat(case[2], " "))
     end
+    -- PID 1 killed (a signal sent inside its namespace would not reach
+    -- it), and lbox sent SIGTERM, passed on to the container
+    local core = require "lbox.core"
+    local proc = helper.start { helper.lbox, "run", "-m", "20m", "sh", "-c", "echo ready $(hostname); sleep 30 & wait" }
+    local id = helper.read_until(proc.out_fd, "ready %x+\n"):match("ready (%x+)")
+    assert.are.equal(0, helper.lbox_run({ "kill", id }).code)
+    assert.are.equal(128 + core.SIGKILL, helper.finish(proc, 10).code)
+    assert.are.same({}, helper.container_cgroups(), "after lbox kill")
+    proc = helper.start { helper.lbox, "run", "-m", "20m", "sh", "-c", "trap 'exit 3' TERM; echo ready; sleep 30 & wait" }
+    helper.read_until(proc.out_fd, "ready")
+    core.kill(proc.pid, core.SIGTERM)
+    assert.are.equal(3, helper.finish(proc, 10).code)
+    assert.are.same({}, helper.container_cgroups(), "after SIGTERM")
   end)
 
   it("sweeps the cgroups and directories of containers whose lbox was killed", function()
