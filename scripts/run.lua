@@ -9,6 +9,7 @@ local lbox = require "lbox"
 local monitor = require "lbox.monitor"
 local lbox_spec = require "lbox.spec"
 local lfs = require "lfs"
+local limits_table = require "lbox.limits"
 local options = require "lbox.options"
 local state = require "lbox.state"
 local units = require "lbox.units"
@@ -32,7 +33,7 @@ local RUN_OPTIONS = {
   { "memory-swap", value = "SIZE", help = "memory plus swap limit; -1 for unlimited swap" },
   { "cpus", value = "N", help = "CPU quota in CPUs: 1.5" },
   { "cpu", value = "PERCENT", aliases = { "cpu" }, help = "CPU quota in percent of one CPU (mydocker's -cpu)" },
-  { "cpu-shares", short = "c", value = "N", help = "relative CPU weight, 2 to 262144" },
+  { "cpu-shares", short = "c", value = "N", help = "relative CPU weight, 2 to 262144 (see lbox.limits)" },
   { "cpuset-cpus", value = "LIST", aliases = { "cpuset" }, help = "CPUs allowed: 0-1,3" },
   { "cpuset-mems", value = "LIST", help = "memory nodes allowed: 0" },
   { "pids-limit", value = "N", help = "maximum number of processes; -1 for unlimited" },
@@ -63,14 +64,16 @@ local function limits_from(opts)
   if opts.cpus then limits.cpus = parsed("--cpus", units.decimal(opts.cpus)) end
   if opts.cpu then limits.cpus = parsed("--cpu", units.integer(opts.cpu, 1, 100000)) / 100 end
   if opts["cpu-shares"] then
-    limits.cpu_shares = parsed("--cpu-shares", units.integer(opts["cpu-shares"], 2, 262144))
+    local range = limits_table.RANGES.cpu_shares
+    limits.cpu_shares = parsed("--cpu-shares", units.integer(opts["cpu-shares"], range.min, range.max))
   end
   limits.cpuset_cpus = opts["cpuset-cpus"]
   limits.cpuset_mems = opts["cpuset-mems"]
   if opts["pids-limit"] then
     -- like docker: zero or less means no limit
-    local n = parsed("--pids-limit", units.integer(opts["pids-limit"], -1, 4194304))
-    limits.pids = n <= 0 and -1 or n
+    local range = limits_table.RANGES.pids
+    local n = parsed("--pids-limit", units.integer(opts["pids-limit"], range.unlimited, range.max))
+    limits.pids = n <= 0 and range.unlimited or n
   end
   return limits
 end

@@ -51,6 +51,7 @@ describe("lbox API", function()
       { { command = T, id = "xyz" }, "^id: must be 64 lowercase hex digits" },
       { { command = T, namespaces = { "time" } }, '^namespaces: unknown namespace "time"' },
       { { command = T, limits = { memroy = 1 } }, '^limits: unknown limit "memroy"' },
+      { { command = T, read_onyl = true }, "^read_onyl: unknown field" },
       { { command = T, limits = { memory = 1 } }, "^limits.memory: 1b is below the minimum of 6m" },
       { { command = T, limits = { memory = 1.5 } }, "^limits.memory: 1.5 must be a whole number" },
       { { command = T, limits = { memory_swap = 10 ^ 9 } }, "^limits.memory_swap: needs a memory limit" },
@@ -93,6 +94,32 @@ describe("lbox API", function()
     assert.are.same(step_names(lbox.start_steps), names(readme:match("`start_steps` %(lbox's side%): (.-)\n%-")))
     assert.are.same(step_names(lbox.init_steps),
       names(readme:match("`init_steps` %(the container's side, after the clone%): (.-)\n\n")))
+  end)
+
+  it("documents the spec's fields and limits in lua/API.md, as the code knows them", function()
+    local block = assert(helper.read_file("lua/API.md"):match("\n## The spec\n\n```lua\n(.-)\n```"))
+    -- without comments and strings, the outer table's own names, then the limits table's
+    local code = {}
+    for line in block:gmatch("[^\n]+") do code[#code + 1] = (line:gsub("%-%-.*$", ""):gsub('"[^"]*"', '""')) end
+    local outer = assert(table.concat(code, "\n"):match("^%s*(%b{})%s*$")):sub(2, -2)
+    local function names(text)
+      local list = {}
+      for name in text:gsub("%b{}", "{}"):gmatch("([%a_]+)%s*=") do list[#list + 1] = name end
+      return list
+    end
+    local fields = names(outer)
+    local limits = names(assert(outer:match("limits%s*=%s*(%b{})")):sub(2, -2))
+    local spec = require "lbox.spec"
+    local ranges = require("lbox.limits").RANGES
+    local known_limits = {}
+    for name in pairs(ranges) do known_limits[#known_limits + 1] = name end
+    table.sort(fields)
+    table.sort(limits)
+    table.sort(known_limits)
+    local known_fields = table.move(spec.FIELDS, 1, #spec.FIELDS, 1, {})
+    table.sort(known_fields)
+    assert.are.same(known_fields, fields)
+    assert.are.same(known_limits, limits)
   end)
 
   it("lists every function of lbox.core in lua/API.md", function()

@@ -6,6 +6,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local lfs = require "lfs"
+local limits_table = require "lbox.limits"
 
 local M = {}
 
@@ -79,9 +80,7 @@ end
 
 --- docker's --cpu-shares (2..262144) as cgroup v2's cpu.weight (1..10000),
 -- the conversion crun and runc use.
-function M.shares_to_weight(shares)
-  return 1 + ((shares - 2) * 9999) // 262142
-end
+M.shares_to_weight = limits_table.shares_to_weight
 
 --- The writes a set of limits needs, in the order they must happen,
 -- checked against this host's hierarchies. Reads only.

@@ -1,50 +1,30 @@
 --- The container spec: what a container is, as plain data, and its checks.
---
---     {
---       command = { "sh", "-c", "echo hi" },   -- required, argv
---       image = "busybox",                     -- an image of the store (the default), or
---       rootfs = "/srv/root",                  -- a directory to run on as it is
---       volumes = { { host = "/srv/data", target = "/data", readonly = false } },
---       read_only = false,                     -- the root mounted read-only
---       tmpfs = { "/work" },                   -- empty tmpfs mounts
---       stdio = { stdin = fd, stdout = fd },   -- lbox's descriptors as the container's
---   command may also be a Lua function: the container's init runs it
---   instead of exec (fork semantics); its result is the exit code.
---       env = { NAME = "value" },               -- added to PATH, HOSTNAME, TERM, and HOME
---                                              --   from the user's /etc/passwd entry
---       hostname = "box",                      -- default: the id's first 12 digits
---       namespaces = { "uts", "pid", "mount", "ipc", "net", "cgroup" },
---                                              -- the default; "cgroup" on v2 hosts only, as docker
---       join = { net = box, uts = 1234 },      -- share these of a running container (or pid)
---                                              --   instead of new ones: net, ipc, uts, pid
---       tty = false, stdin = false,             -- -t and -i
---       workdir = "/",                          -- absolute path
---       limits = { memory = bytes, memory_swap = bytes or -1, cpus = 1.5,
---                  cpu_shares = 2..262144, cpuset_cpus = "0-1",
---                  cpuset_mems = "0", pids = n or -1 },
---       id = "64 hex digits",                   -- default: random
---       name = "web",                           -- unique among the store's containers
---       user = "1000:1000",                     -- USER[:GROUP] to run the command as: names
---                                              --   or numbers, from the container's /etc files
---       accounting = false,                     -- a cgroup for stats even without limits
---       keep = false,                           -- keep its directory (layer, state, log) once
---                                              --   it ended, for ps -a, logs, commit, rm
---     }
+-- Its fields are documented once, in lua/API.md ("The spec"); a spec
+-- (spec/api_spec.lua) keeps FIELDS and lbox.limits equal to that list.
 local cgroups = require "lbox.cgroups"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
+local limits_table = require "lbox.limits"
 local lfs = require "lfs"
 local units = require "lbox.units"
 local users = require "lbox.users"
 
 local M = {}
 
+--- The fields a spec may have; any other is refused, as a typo would be.
+M.FIELDS = {
+  "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
+  "join", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
+}
+local KNOWN_FIELDS = {}
+for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
+
 M.DEFAULT_NAMESPACES = { "uts", "pid", "mount", "ipc", "net" }
 local KNOWN_NAMESPACES = { uts = true, pid = true, mount = true, ipc = true, net = true, cgroup = true }
 local JOINABLE_NAMESPACES = { net = true, ipc = true, uts = true, pid = true }
-M.MIN_MEMORY = 6 * 1024 * 1024 -- docker's minimum: below it the runtime itself cannot start
+M.MIN_MEMORY = limits_table.RANGES.memory.min
 M.CPU_ONLINE = "/sys/devices/system/cpu/online"
 M.NODE_ONLINE = "/sys/devices/system/node/online"
 
@@ -72,6 +52,9 @@ end
 function M.normalize(spec, labels)
   local bad = complainer(labels)
   if type(spec) ~= "table" then errors.raise("container spec must be a table") end
+  for field in pairs(spec) do
+    if not KNOWN_FIELDS[field] then bad(tostring(field), "unknown field (see lua/API.md)") end
+  end
   local out = { limits = {}, env = {}, namespaces = {} }
 
   local command = spec.command
@@ -216,19 +199,24 @@ end
 
 --- Check the limits table `limits` into `out`.
 function M.check_limits(limits, out, bad)
-  local function integer(field, value, min, max)
+  local function integer(field, value)
+    local range = limits_table.RANGES[field]
+    local min, max = range.min, range.max
     if math.type(value) ~= "integer" or value < min or value > max then
       bad("limits." .. field, "%s must be a whole number from %d to %d", tostring(value), min, max)
     end
     return value
   end
   for field in pairs(limits) do
-    if not ({ memory = 1, memory_swap = 1, cpus = 1, cpu_shares = 1, cpuset_cpus = 1, cpuset_mems = 1, pids = 1 })[field] then
+    if not limits_table.known(field) then
       bad("limits", "unknown limit %q", tostring(field))
     end
   end
   if limits.memory then
-    out.memory = integer("memory", limits.memory, 1, math.maxinteger)
+    if math.type(limits.memory) ~= "integer" then
+      bad("limits.memory", "%s must be a whole number", tostring(limits.memory))
+    end
+    out.memory = limits.memory
     if out.memory < M.MIN_MEMORY then
       bad("limits.memory", "%s is below the minimum of %s", units.format_size(out.memory),
         units.format_size(M.MIN_MEMORY))
@@ -236,8 +224,8 @@ function M.check_limits(limits, out, bad)
   end
   if limits.memory_swap then
     if not out.memory then bad("limits.memory_swap", "needs a memory limit as well") end
-    if limits.memory_swap ~= -1 then
-      out.memory_swap = integer("memory_swap", limits.memory_swap, 1, math.maxinteger)
+    if limits.memory_swap ~= limits_table.RANGES.memory_swap.unlimited then
+      out.memory_swap = integer("memory_swap", limits.memory_swap)
       if out.memory_swap < out.memory then
         bad("limits.memory_swap", "%s is less than the memory limit (%s): it counts memory and swap together",
           units.format_size(out.memory_swap), units.format_size(out.memory))
@@ -255,7 +243,7 @@ function M.check_limits(limits, out, bad)
     end
     out.cpus = limits.cpus
   end
-  if limits.cpu_shares then out.cpu_shares = integer("cpu_shares", limits.cpu_shares, 2, 262144) end
+  if limits.cpu_shares then out.cpu_shares = integer("cpu_shares", limits.cpu_shares) end
   if limits.cpuset_cpus then
     out.cpuset_cpus = cpu_list_within(limits.cpuset_cpus, M.CPU_ONLINE, "CPU", "limits.cpuset_cpus", bad)
   end
@@ -263,7 +251,8 @@ function M.check_limits(limits, out, bad)
     out.cpuset_mems = cpu_list_within(limits.cpuset_mems, M.NODE_ONLINE, "memory node", "limits.cpuset_mems", bad)
   end
   if limits.pids then
-    out.pids = limits.pids == -1 and -1 or integer("pids", limits.pids, 1, 4194304)
+    local unlimited = limits_table.RANGES.pids.unlimited
+    out.pids = limits.pids == unlimited and unlimited or integer("pids", limits.pids)
   end
 end
 
