@@ -202,7 +202,10 @@ if opts.detach then
   print(monitor.detach(box))
   return 0
 end
-local status = box:start():wait()
+local status, cleanup_failure = box:start():wait()
+if cleanup_failure then
+  io.stderr:write(string.format("lbox: warning: container %s: cannot %s\n", box.id:sub(1, 12), cleanup_failure))
+end
 if status.oom then
   io.stderr:write(string.format("lbox: container %s was killed: out of memory (limit %s)\n",
     box.id:sub(1, 12), opts.memory))

@@ -459,12 +459,13 @@ end
 
 --- Wait for the container to end while passing on signals and, with a
 -- terminal, copying between it and the user's. Tears the container down.
--- @return status { exit_code, how = "exited"|"killed", code, oom }
+-- @return status { exit_code, how = "exited"|"killed", code, oom }, and
+--   what could not be given back (see destroy) | nil
 function Container:wait()
   if self.state ~= "running" then return self.status end
   supervise(self.pid, function() return self:reap(true) end, self.pty_master, self.spec.stdin)
-  self:destroy()
-  return self.status
+  local _, cleanup_failure = self:destroy()
+  return self.status, cleanup_failure
 end
 
 --- Release everything the container holds, in the reverse order of its
