@@ -1,7 +1,8 @@
---- A container: a spec (plain data) checked before any process exists, then
--- started by two ordered lists of named steps, one on each side of the
--- handoff. Read `start_steps` here and `steps` in lbox.inside top to bottom
--- to know what happens when.
+--- A container: a spec (plain data) checked, and what it takes from the
+-- host planned, before anything exists (lbox.spec); then started by two
+-- ordered lists of named steps, one on each side of the handoff, each start
+-- step pushing what undoes it (lbox.undo). Read `start_steps` here and
+-- `steps` in lbox.inside top to bottom to know what happens when.
 local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
@@ -192,7 +193,8 @@ function M.new(spec, labels)
   self.undo = undo.new()
   self.id = self.spec.id
   self.state = "created"
-  -- functions do not travel over the pipe: the forked init has its own copy
+  -- the normalized spec names a Lua command only: the init runs the
+  -- function itself, which it has from the fork
   if type(spec.command) == "function" then self.payload = spec.command end
   self.start_steps = table.move(M.start_steps, 1, #M.start_steps, 1, {})
   self.init_steps = table.move(M.init_steps, 1, #M.init_steps, 1, {})

@@ -1,6 +1,6 @@
 --- Serialization of plain data (strings, numbers, booleans, tables) for the
--- pipe between lbox and a container's init: length-prefixed, so any bytes
--- and any size arrive intact.
+-- reports a forked child sends lbox (lbox.inside): length-prefixed, so any
+-- bytes and any size arrive intact.
 local M = {}
 
 local pack, unpack = string.pack, string.unpack
