@@ -24,7 +24,7 @@ end
 repeat
   print(string.format("%-12s  %-16s  %12s  %12s  %6s", "CONTAINER ID", "NAME", "MEM USAGE", "CPU TIME", "PIDS"))
   for _, s in ipairs(targets()) do
-    local box = container.attach(s)
+    local box <close> = container.attach(s) -- a descriptor of its PID 1, closed each round
     local stats = box and box:stats() or {}
     local function show(v, unit) return v and string.format("%.1f%s", v, unit) or "-" end
     print(string.format("%-12s  %-16s  %12s  %12s  %6s", s.id:sub(1, 12), s.name or "",

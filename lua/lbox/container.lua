@@ -486,7 +486,8 @@ Container.__close = Container.destroy
 
 --- A container started by another lbox (a detached one's monitor), from
 -- its recorded state, for exec, stats and kill: its PID 1 held by a pidfd,
--- checked to be the recorded process. It is not this process's to destroy.
+-- checked to be the recorded process. It is not this process's to end:
+-- destroy only closes that descriptor.
 -- @return container | nil, message when it does not run
 function M.attach(recorded)
   local process, why = state.open_process(recorded)
@@ -494,6 +495,9 @@ function M.attach(recorded)
   local self = setmetatable({ id = recorded.id, pid = recorded.pid, pidfd = process, state = "running", attached = true,
     spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user } }, Container)
   self.cgroup = cgroups.open(recorded.id)
+  -- all this process holds of it, let go of by destroy (or <close>)
+  self.undo = undo.new()
+  self.undo:push("close the process descriptor", core.close, process)
   return self
 end
 
