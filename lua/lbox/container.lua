@@ -183,9 +183,10 @@ M.start_steps = {
   end },
 }
 
---- Make a container from a spec table; nothing happens on the host yet.
--- Raises a user error naming the first thing wrong with the spec.
--- @see lbox.spec for the fields
+--- Make a container from a spec table, checked against the host (its
+-- image, its limits' controllers); nothing is made there yet, but the
+-- built-in image on first use. Raises a user error naming the first thing
+-- wrong with the spec. @see lua/API.md for the fields
 function M.new(spec, labels)
   local self = setmetatable({ spec = spec_check.normalize(spec, labels) }, Container)
   -- everything knowable before a privileged act, checked now, in one place
