@@ -170,6 +170,21 @@ describe("lbox run limits", function()
     assert.are.same({}, helper.container_cgroups(), "after SIGTERM")
   end)
 
+  it("leaves nothing behind when lbox gets SIGTERM at any moment of the start", function()
+    -- before its first step lbox has taken nothing and dies of it (143);
+    -- from then on the signal waits for the container, which ends (0)
+    local core = require "lbox.core"
+    for delay = 0, 40, 2 do
+      local proc = helper.start { helper.lbox, "run", "-m", "20m", "true" }
+      helper.sleep(delay / 1000)
+      core.kill(proc.pid, core.SIGTERM)
+      local code = helper.finish(proc, 10).code
+      assert.is_true(code == 0 or code == 128 + core.SIGTERM, "exit code " .. code .. " after " .. delay .. " ms")
+      assert.are.same({}, helper.container_cgroups(), "after " .. delay .. " ms")
+      assert.are.same({}, helper.snapshot().containers, "after " .. delay .. " ms")
+    end
+  end)
+
   it("sweeps the cgroups and directories of containers whose lbox was killed", function()
     local core = require "lbox.core"
     local proc = helper.start { helper.lbox, "run", "-m", "20m", "--pids-limit", "50", "sh", "-c", "echo ready; exec sleep 30" }
