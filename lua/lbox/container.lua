@@ -336,13 +336,6 @@ local function supervise(pid, has_ended, master, stdin)
   core.close(sigfd)
 end
 
--- The namespaces `exec` joins, in order: the cgroup namespace after the
--- cgroup itself, the mount namespace last (it changes / and the cwd).
-local JOINED_NAMESPACES = {
-  { "cgroup", core.CLONE_NEWCGROUP }, { "ipc", core.CLONE_NEWIPC }, { "uts", core.CLONE_NEWUTS },
-  { "net", core.CLONE_NEWNET }, { "pid", core.CLONE_NEWPID }, { "mnt", core.CLONE_NEWNS },
-}
-
 --- Run `argv` inside the running container: in every one of its
 -- namespaces, PID and mount included, and in its cgroup, with its
 -- environment plus `opts.env` (a name -> value map), in `opts.workdir`, as
@@ -391,50 +384,18 @@ function Container:exec(argv, opts)
   end
   hold_signals()
   taken:push("unblock signals", release_signals)
-  -- the command's side, in the order of the init's own steps, sharing the last ones
-  local ctx = { error_fd = error_write, spec = { user = user, env = env, command = argv } }
-  local steps = {
-    { "join_cgroup", function()
-      if self.cgroup then try("cannot join the container's cgroup", self.cgroup:attach(core.getpid())) end
-    end },
-    { "join_namespaces", function()
-      for _, ns in ipairs(JOINED_NAMESPACES) do
-        -- a namespace the container shares with lbox is joined as well: no change
-        try("cannot join the container's " .. ns[1] .. " namespace", core.setns(process, ns[2]))
-      end
-    end },
-    { "enter_pid_namespace", function()
-      -- setns(pid) places children only: the command runs in a child, and
-      -- this process passes lbox's signals on to it until it ends
-      local child = try("cannot create the process", core.clone(0))
-      if child ~= 0 then
-        core.close(error_write)
-        local status = {}
-        supervise(child, child_ended(child, status))
-        core._exit(exit_code(status.how, status.code))
-      end
-    end },
-    { "workdir", function()
-      try("cannot enter the working directory", core.chdir(opts.workdir or self.spec.workdir or "/"))
-    end },
-    { "terminal", function()
-      -- a session of its own in any case: lbox's terminal stays out of reach
-      try("cannot start a session", core.setsid())
-      if slave then
-        try("cannot take the terminal", core.set_controlling_tty(slave))
-        for fd = 0, 2 do try("cannot attach the terminal", core.dup2(slave, fd)) end
-      end
-      try("cannot close lbox's descriptors", core.cloexec_from(3))
-    end },
-    inside.step("capabilities"),
-    inside.step("user"),
-    inside.step("signals"),
-    inside.step("exec"),
-  }
+  -- the command's side: lbox.inside.exec_steps
+  local ctx = { error_fd = error_write, cgroup = self.cgroup, process = process, terminal = slave,
+                workdir = opts.workdir or self.spec.workdir or "/", spec = { user = user, env = env, command = argv },
+                supervise = function(child)
+                  local status = {}
+                  supervise(child, child_ended(child, status))
+                  return exit_code(status.how, status.code)
+                end }
   local pid, msg = core.clone(0)
   if pid == 0 then
     core.close(error_read)
-    run_init(steps, ctx)
+    run_init(inside.exec_steps, ctx)
   end
   core.close(error_write)
   error_write = nil

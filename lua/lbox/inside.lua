@@ -178,6 +178,62 @@ M.steps = {
   end },
 }
 
+-- The namespaces exec joins, in order: the cgroup namespace after the
+-- cgroup itself, the mount namespace last (it changes / and the cwd).
+M.JOINED_NAMESPACES = {
+  { "cgroup", core.CLONE_NEWCGROUP }, { "ipc", core.CLONE_NEWIPC }, { "uts", core.CLONE_NEWUTS },
+  { "net", core.CLONE_NEWNET }, { "pid", core.CLONE_NEWPID }, { "mnt", core.CLONE_NEWNS },
+}
+
+local function init_step(name)
+  for _, step in ipairs(M.steps) do
+    if step[1] == name then return step end
+  end
+  error("no init step " .. tostring(name), 2)
+end
+
+-- What `exec` runs in its child, in order, up to the command: into the
+-- running container's cgroup and namespaces, then the init's own last
+-- steps. Each gets the exec context { error_fd, cgroup, process (a pidfd of
+-- PID 1), terminal (a pty's slave | nil), workdir, supervise (child pid ->
+-- exit code), spec = { user, env, command } }.
+M.exec_steps = {
+  { "join_cgroup", function(ctx)
+    if ctx.cgroup then try("cannot join the container's cgroup", ctx.cgroup:attach(core.getpid())) end
+  end },
+  { "join_namespaces", function(ctx)
+    for _, ns in ipairs(M.JOINED_NAMESPACES) do
+      -- a namespace the container shares with lbox is joined as well: no change
+      try("cannot join the container's " .. ns[1] .. " namespace", core.setns(ctx.process, ns[2]))
+    end
+  end },
+  { "enter_pid_namespace", function(ctx)
+    -- setns(pid) places children only: the command runs in a child, and
+    -- this process passes lbox's signals on to it until it ends
+    local child = try("cannot create the process", core.clone(0))
+    if child ~= 0 then
+      core.close(ctx.error_fd)
+      core._exit(ctx.supervise(child))
+    end
+  end },
+  { "workdir", function(ctx)
+    try("cannot enter the working directory", core.chdir(ctx.workdir))
+  end },
+  { "terminal", function(ctx)
+    -- a session of its own in any case: lbox's terminal stays out of reach
+    try("cannot start a session", core.setsid())
+    if ctx.terminal then
+      try("cannot take the terminal", core.set_controlling_tty(ctx.terminal))
+      for fd = 0, 2 do try("cannot attach the terminal", core.dup2(ctx.terminal, fd)) end
+    end
+    try("cannot close lbox's descriptors", core.cloexec_from(3))
+  end },
+  init_step("capabilities"),
+  init_step("user"),
+  init_step("signals"),
+  init_step("exec"),
+}
+
 --- Every signal to its default action, none blocked: as a fresh process.
 function M.reset_signals()
   try("cannot reset signals", core.signal(M.RESET_SIGNALS, "default"))
@@ -264,14 +320,6 @@ function M.run(steps, ctx)
     for _, step in ipairs(steps) do step[2](ctx) end
     errors.raise("init ended without exec")
   end)
-end
-
---- The step called `name` of the init's list, to share it with another.
-function M.step(name)
-  for _, step in ipairs(M.steps) do
-    if step[1] == name then return step end
-  end
-  error("no init step " .. tostring(name), 2)
 end
 
 return M
