@@ -113,6 +113,10 @@ describe("bad input", function()
     assert.are.equal(125, r.code, r.err)
     assert.matches('^lbox: error: %-%-pids%-limit: needs the cgroup controller "pids", which this host does not provide', r.err)
     assert.are.equal(1, select(2, r.err:gsub("\n", "")))
+    -- the flag the user gave, not another of the same controller
+    r = with_only_controllers("memory", { "run", "--cpuset-mems", "0", "true" })
+    assert.are.equal(125, r.code, r.err)
+    assert.matches('^lbox: error: %-%-cpuset%-mems: needs the cgroup controller "cpuset"', r.err)
   end)
 
   it("reports a cgroup hierarchy it may not write to", function()
