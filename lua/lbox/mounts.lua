@@ -70,8 +70,12 @@ function M.mount_root(root, read_only)
   else
     mount("the container's root", root.path, root.path, nil, BIND | REC)
     if read_only then
+      -- a root the host gave read-only stays so (access says EROFS)
+      local writable = core.access(root.path, "write")
       read_only_tree("the container's root", root.path)
-      try("cannot make the container's root writable", core.mount_setattr(root.path, 0, ATTR_RDONLY))
+      if writable then
+        try("cannot make the container's root writable", core.mount_setattr(root.path, 0, ATTR_RDONLY))
+      end
     end
   end
 end
