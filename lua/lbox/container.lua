@@ -80,11 +80,15 @@ M.start_steps = {
     hold_signals()
     c.undo:push("unblock signals", release_signals)
   end },
-  { "rootfs", function(c)
+  { "directory", function(c)
     -- the checks that need the store lock (a free name, the image still
     -- there) come first: they fail before any cgroup exists
-    c.spec.root = rootfs.prepare(c.id, c.spec, c.plan, c.undo)
+    rootfs.claim(c.id, c.spec, c.plan, c.undo)
     c.has_directory = true
+  end },
+  { "rootfs", function(c)
+    -- in the directory, removed with it
+    c.spec.root = rootfs.prepare(c.id, c.spec, c.plan)
   end },
   { "cgroup", function(c)
     c.cgroup = cgroups.create(c.id, c.plan.cgroup_writes, c.spec.accounting)

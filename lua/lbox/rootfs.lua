@@ -21,14 +21,13 @@ function M.overlay_options(lower, dir)
 end
 local overlay_options = M.overlay_options
 
---- In lbox, before the clone: the container's directory, with its
--- copy-on-write layer on `plan.lower` when it runs an image (lbox.spec.plan),
--- and its /etc files. Each thing made pushes what removes it on `undo` (an
--- lbox.undo list); the directory's lock, held while the container lives, is
--- let go of last, and a kept container's directory stays.
--- @return the root description the init mounts:
---   { path, overlay = mount options | nil, files = { name = host path } }
-function M.prepare(id, spec, plan, undo)
+--- In lbox, before anything else is made: the container's directory in
+-- the store, locked while the container lives, and its recorded state.
+-- Under the store lock: the name must be free and the image (plan.lower,
+-- lbox.spec.plan) still there. Pushes on `undo` (an lbox.undo list) the
+-- directory's removal (none for a kept container) and, to run after it,
+-- the lock's release.
+function M.claim(id, spec, plan, undo)
   local dir = M.container_dir(id)
   -- one at a time through here: two containers never take one name, an
   -- image is not removed while a container takes it, and a sweep never sees
@@ -43,8 +42,7 @@ function M.prepare(id, spec, plan, undo)
       end
     end
   end
-  local lower = plan.lower
-  if lower and not fs.exists(lower) then -- removed since the plan was made
+  if plan.lower and not fs.exists(plan.lower) then -- removed since the plan was made
     errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
   end
   -- the lock is let go of last: no sweep removes the directory under us
@@ -62,17 +60,25 @@ function M.prepare(id, spec, plan, undo)
   state.write(id, {
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
-    user = spec.user, lower = lower,
+    user = spec.user, lower = plan.lower,
   })
+end
+
+--- In lbox, in the claimed directory: the copy-on-write layer on the
+-- image's root (plan.lower), the missing host directories of volumes (as
+-- docker makes them), and the /etc files the container gets.
+-- @return the root description the init mounts:
+--   { path, overlay = mount options | nil, files = { name = host path } }
+function M.prepare(id, spec, plan)
+  local dir = M.container_dir(id)
   local root = { files = {}, path = spec.rootfs }
-  if lower then
+  if plan.lower then
     for _, sub in ipairs { "upper", "work", "merged" } do
       try("cannot create the container's layer", fs.mkdir_p(dir .. "/" .. sub))
     end
-    root.path, root.overlay = dir .. "/merged", overlay_options(lower, dir)
+    root.path, root.overlay = dir .. "/merged", overlay_options(plan.lower, dir)
   end
   for _, v in ipairs(spec.volumes) do
-    -- like docker: a missing host directory is created
     if not fs.kind(v.host) then try("cannot create volume " .. v.host, fs.mkdir_p(v.host)) end
   end
   local resolv = fs.read_file("/etc/resolv.conf") or ""
