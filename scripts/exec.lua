@@ -7,15 +7,22 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local args = { ... }
-local opts, first = options.parse({
-  { "interactive", short = "i" }, { "tty", short = "t" },
-  { "env", short = "e", value = "NAME=VALUE", list = true },
-  { "workdir", short = "w", value = "DIR" },
-  { "user", short = "u", value = "USER[:GROUP]" },
-}, args)
-if #args < first + 1 then
-  errors.raise("usage: lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]")
-end
+local EXEC = {
+  name = "exec", synopsis = { "[-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]" },
+  summary = "run a command in a running container",
+  description = "COMMAND joins every namespace of the container, pid and mount included, and its cgroup, as "
+    .. "the container's user unless -u names another. The signals lbox exec gets go on to COMMAND; it exits "
+    .. "with COMMAND's status.",
+  options = {
+    { "interactive", short = "i", help = "keep stdin attached" },
+    { "tty", short = "t", help = "allocate a pseudo-terminal" },
+    { "env", short = "e", value = "NAME=VALUE", list = true, help = "set an environment variable" },
+    { "workdir", short = "w", value = "DIR", help = "working directory of the command" },
+    { "user", short = "u", value = "USER[:GROUP]", help = "run the command as this user (name or number)" },
+  },
+}
+local opts, first = options.command(EXEC, args)
+if #args < first + 1 then options.usage_error(EXEC) end
 local box, why = container.attach(state.find(args[first]))
 if not box then errors.raise(why, 1) end
 local env = {}

@@ -5,8 +5,14 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local args = { ... }
-local opts, first = options.parse({ { "signal", short = "s", value = "SIGNAL" } }, args)
-if first > #args then errors.raise("usage: lbox kill [-s SIGNAL] CONTAINER...") end
+local KILL = {
+  name = "kill", synopsis = { "[-s SIGNAL] CONTAINER..." }, summary = "send a signal to containers",
+  description = "Sends SIGNAL to each container's PID 1. As for any PID 1, a signal it has no handler for "
+    .. "is ignored, except SIGKILL.",
+  options = { { "signal", short = "s", value = "SIGNAL", help = "the signal, by name or number (default: KILL)" } },
+}
+local opts, first = options.command(KILL, args)
+if first > #args then options.usage_error(KILL) end
 local name = (opts.signal or "KILL"):upper():gsub("^SIG", "")
 local signal = tonumber(name) or core["SIG" .. name]
 if not signal then errors.raise(string.format("--signal: unknown signal %q", opts.signal)) end

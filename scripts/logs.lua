@@ -7,8 +7,16 @@ local state = require "lbox.state"
 local units = require "lbox.units"
 
 local args = { ... }
-local opts, first = options.parse({ { "follow", short = "f" }, { "tail", short = "n", value = "N" } }, args)
-if #args ~= first then errors.raise("usage: lbox logs [-f] [--tail N] CONTAINER") end
+local LOGS = {
+  name = "logs", synopsis = { "[-f] [--tail N] CONTAINER" }, summary = "show what a detached container wrote",
+  description = "The container's output (standard output and error, as written) from its container.log.",
+  options = {
+    { "follow", short = "f", help = "go on printing new output until the container ends" },
+    { "tail", short = "n", value = "N", help = "only the last N lines" },
+  },
+}
+local opts, first = options.command(LOGS, args)
+if #args ~= first then options.usage_error(LOGS) end
 local s = state.find(args[first])
 local text = fs.read_file(s.log or state.dir(s.id) .. "/container.log") or ""
 if opts.tail then

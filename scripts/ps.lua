@@ -3,7 +3,17 @@ local cjson = require "cjson"
 local options = require "lbox.options"
 local state = require "lbox.state"
 
-local opts = options.parse({ { "all", short = "a" }, { "quiet", short = "q" }, { "format", value = "json" } }, { ... })
+local PS = {
+  name = "ps", synopsis = { "[-a] [-q] [--format json]" }, summary = "list containers",
+  description = "Running containers, or all with -a: id, image, command, created, status, name. Whether "
+    .. "one runs is asked of its lock, never of a recorded pid, so a dead container never shows as running.",
+  options = {
+    { "all", short = "a", help = "all containers, not only running ones" },
+    { "quiet", short = "q", help = "only the short ids" },
+    { "format", value = "json", help = "print the list as JSON" },
+  },
+}
+local opts = options.command(PS, { ... })
 local shown = {}
 for _, s in ipairs(state.list()) do
   if opts.all or s.status == "running" then shown[#shown + 1] = s end

@@ -8,8 +8,13 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local args = { ... }
-local opts, first = options.parse({ { "force", short = "f" } }, args)
-if first > #args then errors.raise("usage: lbox rm [-f] CONTAINER...") end
+local RM = {
+  name = "rm", synopsis = { "[-f] CONTAINER..." }, summary = "remove containers",
+  description = "Removes everything a container holds: cgroup, layer, state, log.",
+  options = { { "force", short = "f", help = "kill running containers first" } },
+}
+local opts, first = options.command(RM, args)
+if first > #args then options.usage_error(RM) end
 
 for i = first, #args do
   local s = state.find(args[i])

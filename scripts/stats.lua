@@ -6,7 +6,13 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local args = { ... }
-local opts, first = options.parse({ { "no-stream" } }, args)
+local STATS = {
+  name = "stats", synopsis = { "[--no-stream] [CONTAINER...]" }, summary = "show containers' resource use",
+  description = "Memory, CPU time and number of processes of running containers (or those named), from "
+    .. "their cgroups; every second until interrupted.",
+  options = { { "no-stream", help = "print once and exit" } },
+}
+local opts, first = options.command(STATS, args)
 local function targets()
   local list = {}
   if first <= #args then

@@ -6,8 +6,14 @@ local state = require "lbox.state"
 local units = require "lbox.units"
 
 local args = { ... }
-local opts, first = options.parse({ { "time", short = "t", value = "SECONDS" } }, args)
-if first > #args then errors.raise("usage: lbox stop [-t SECONDS] CONTAINER...") end
+local STOP = {
+  name = "stop", synopsis = { "[-t SECONDS] CONTAINER..." }, summary = "stop running containers",
+  description = "Sends SIGTERM to each container's PID 1, then SIGKILL to those still running after one "
+    .. "grace period for all.",
+  options = { { "time", short = "t", value = "SECONDS", help = "grace period before SIGKILL (default: 10)" } },
+}
+local opts, first = options.command(STOP, args)
+if first > #args then options.usage_error(STOP) end
 local grace = opts.time and (units.integer(opts.time, 0, 86400) or errors.raise("--time: a number of seconds expected")) or 10
 
 -- every name first: a typo stops nothing

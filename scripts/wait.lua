@@ -1,12 +1,18 @@
 -- lbox wait CONTAINER...: block until each container ends, then print its
 -- exit code, as docker wait.
 local errors = require "lbox.errors"
+local options = require "lbox.options"
 local state = require "lbox.state"
 
+local WAIT = {
+  name = "wait", synopsis = { "CONTAINER..." }, summary = "wait for containers to end",
+  description = "Blocks until each container ends, then prints its exit code, one a line, as docker wait.",
+}
 local args = { ... }
-if #args == 0 then errors.raise("usage: lbox wait CONTAINER...") end
+local _, first = options.command(WAIT, args)
+if first > #args then options.usage_error(WAIT) end
 local found = {}
-for i, ref in ipairs(args) do found[i] = state.find(ref) end
+for i = first, #args do found[#found + 1] = state.find(args[i]) end
 for _, s in ipairs(found) do
   state.wait_ended(s.id)
   local ended = state.current(s.id)

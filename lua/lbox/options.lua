@@ -81,15 +81,66 @@ function M.parse(defs, argv, first)
   return opts, i
 end
 
+--- How an option is written: "-m, --memory SIZE".
+function M.names(def)
+  local names = (def.short and ("-" .. def.short .. ", ") or "") .. "--" .. def[1]
+  return def.value and names .. " " .. def.value or names
+end
+
 --- Usage text: one line per option.
 function M.usage(defs)
   local lines = {}
   for _, def in ipairs(defs) do
-    local names = (def.short and ("-" .. def.short .. ", ") or "    ") .. "--" .. def[1]
-    if def.value then names = names .. " " .. def.value end
+    local names = (def.short and "" or "    ") .. M.names(def)
     lines[#lines + 1] = string.format("  %-28s %s", names, def.help or "")
   end
   return table.concat(lines, "\n")
+end
+
+local HELP = { "help", help = "show this help" }
+
+--- A command's options with --help last, as --help and the manual show them.
+function M.with_help(command)
+  local defs = {}
+  for _, def in ipairs(command.options or {}) do
+    if def[1] ~= "help" then defs[#defs + 1] = def end
+  end
+  defs[#defs + 1] = HELP
+  return defs
+end
+
+--- A command's --help text. A command is { name = "logs", synopsis =
+-- { "[-f] [--tail N] CONTAINER", ... }, summary = "one line", description =
+-- "paragraphs", options = { definitions } }: one table gives --help, the
+-- usage error and the manual page (build-aux/manpages.lua), so none drifts.
+function M.help(command)
+  local lines = {}
+  for i, synopsis in ipairs(command.synopsis) do
+    lines[i] = (i == 1 and "usage: " or "       ") .. "lbox " .. command.name .. " " .. synopsis
+  end
+  return table.concat(lines, "\n") .. "\n" .. command.summary .. "\n\n" .. M.usage(M.with_help(command))
+end
+
+--- Raise the usage error of `command`: its synopsis, one line.
+function M.usage_error(command)
+  errors.raise("usage: lbox " .. command.name .. " " .. table.concat(command.synopsis, " | "))
+end
+
+--- Set by the manual's generator: called with each command described.
+M.describe = nil
+
+--- Parse the command line of `command` (see help); --help prints the help
+-- and ends lbox with 0 (before the command has done anything).
+-- @return options, index of the first operand
+function M.command(command, argv, first)
+  if M.describe then M.describe(command) end
+  local opts, i = M.parse(M.with_help(command), argv, first)
+  if opts.help then
+    print(M.help(command))
+    io.stdout:flush()
+    os.exit(0)
+  end
+  return opts, i
 end
 
 return M
