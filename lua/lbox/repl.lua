@@ -121,15 +121,50 @@ function M.environment()
   return env
 end
 
+-- The next line of descriptor 0, read beside a signalfd of the ending
+-- signals (blocked), so that one ends the wait for a line at once, with no
+-- race between a check and a blocking read.
+-- @return line | nil at the end of input, and the ending signal if one came
+local function next_line(input, signals)
+  while true do
+    local line = input.text:match("^[^\n]*\n")
+    if line then
+      input.text = input.text:sub(#line + 1)
+      return line:sub(1, -2)
+    end
+    if input.ended then
+      line, input.text = input.text ~= "" and input.text or nil, ""
+      return line
+    end
+    local ready = core.poll({ 0, signals })
+    local ending = ready[signals] and core.read_signal(signals)
+    if ending then return nil, ending end
+    if ready[0] then
+      -- end of file, or a read error such as a hung-up terminal's EIO
+      local data = core.read(0, 4096)
+      if data and data ~= "" then input.text = input.text .. data else input.ended = true end
+    end
+  end
+end
+
+-- Without readline (no terminal, or no lua-readline): plain lines. The
+-- ending signals stay blocked throughout, read from a signalfd while the
+-- REPL waits for a line (a container's wait reads them while one runs).
 local function plain_loop(env)
-  local pending
+  core.sigmask("block", ENDING_SIGNALS)
+  local signals = assert(core.signalfd(ENDING_SIGNALS))
+  local input, pending = { text = "" }, nil
   while true do
     io.stdout:write(pending and ">> " or "> ")
     io.stdout:flush()
-    local line = io.stdin:read("l")
+    local line, ending = next_line(input, signals)
+    if ending then io.stdout:write("\nlbox: signal ", ending, ": leaving") end
     if not line then break end
     pending = evaluate(env, pending, line)
   end
+  container.destroy_all()
+  core.close(signals)
+  core.sigmask("unblock", ENDING_SIGNALS)
 end
 
 -- With readline (its blocking call: lua-readline 3.1's callback interface
@@ -171,6 +206,7 @@ function M.run(env)
   if has_readline and core.isatty(0) then
     terminal_loop(env, rl)
   else
+    if core.isatty(0) then print("(no line editing, history or completion: lua-readline is not installed)") end
     plain_loop(env)
   end
   io.stdout:write("\n")
