@@ -116,7 +116,9 @@ describe("the REPL", function()
         it(way[1] .. ", removes the containers it started when it ends by " .. ending[1], function()
           local session = way[2]()
           assert.is_true(session.wait_for("> "))
-          session.write("box = lbox.container{command={'sleep','60'}, limits={pids=10}}:start()\nbox\n")
+          -- a container that came and went first: its end unblocks the ending signals
+          session.write("lbox.run{command={'true'}}\n"
+            .. "box = lbox.container{command={'sleep','60'}, limits={pids=10}}:start()\nbox\n")
           assert.is_true(session.wait_for("%(running%)"))
           assert.are.equal(1, #helper.snapshot().containers)
           ending[2](session)
@@ -126,6 +128,16 @@ describe("the REPL", function()
       end
     end
   end
+
+  it("without a terminal, still leaves cleanly on SIGTERM after a container came and went", function()
+    local session = sessions[3][2]()
+    assert.is_true(session.wait_for("> "))
+    session.write("lbox.run{command={'true'}}.exit_code\n")
+    assert.is_true(session.wait_for("> 0\n> "))
+    core.kill(session.proc.pid, core.SIGTERM)
+    assert.is_true(session.wait_for("lbox: signal 15: leaving"))
+    assert.are.equal(0, session.finish())
+  end)
 
   it("runs a recipe first with -i, its globals at hand", function()
     local recipe = os.tmpname()

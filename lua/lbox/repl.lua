@@ -122,8 +122,9 @@ function M.environment()
 end
 
 -- The next line of descriptor 0, read beside a signalfd of the ending
--- signals (blocked), so that one ends the wait for a line at once, with no
--- race between a check and a blocking read.
+-- signals, blocked while it waits, so that one ends the wait at once with
+-- no race between a check and a blocking read. One that came while a line
+-- ran, when a container's end unblocked them, was noted by the handler.
 -- @return line | nil at the end of input, and the ending signal if one came
 local function next_line(input, signals)
   while true do
@@ -136,8 +137,11 @@ local function next_line(input, signals)
       line, input.text = input.text ~= "" and input.text or nil, ""
       return line
     end
+    core.sigmask("block", ENDING_SIGNALS)
+    local ending = core.caught()[1]
+    if ending then return nil, ending end
     local ready = core.poll({ 0, signals })
-    local ending = ready[signals] and core.read_signal(signals)
+    ending = ready[signals] and core.read_signal(signals)
     if ending then return nil, ending end
     if ready[0] then
       -- end of file, or a read error such as a hung-up terminal's EIO
@@ -148,10 +152,12 @@ local function next_line(input, signals)
 end
 
 -- Without readline (no terminal, or no lua-readline): plain lines. The
--- ending signals stay blocked throughout, read from a signalfd while the
--- REPL waits for a line (a container's wait reads them while one runs).
+-- ending signals are caught, not fatal (a container's end unblocks them,
+-- even while its destroy runs), and read from a signalfd while the REPL
+-- waits for a line (a container's wait reads them while one runs).
 local function plain_loop(env)
   core.sigmask("block", ENDING_SIGNALS)
+  core.signal(ENDING_SIGNALS, "catch")
   local signals = assert(core.signalfd(ENDING_SIGNALS))
   local input, pending = { text = "" }, nil
   while true do
@@ -164,7 +170,9 @@ local function plain_loop(env)
   end
   container.destroy_all()
   core.close(signals)
-  core.sigmask("unblock", ENDING_SIGNALS)
+  core.sigmask("unblock", ENDING_SIGNALS) -- one still pending is only noted
+  core.caught()
+  core.signal(ENDING_SIGNALS, "default")
 end
 
 -- With readline (its blocking call: lua-readline 3.1's callback interface
