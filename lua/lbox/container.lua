@@ -3,6 +3,7 @@
 -- handoff. Read `start_steps` here and `steps` in lbox.inside top to bottom
 -- to know what happens when.
 local cgroups = require "lbox.cgroups"
+local confine = require "lbox.confine"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
@@ -22,7 +23,6 @@ local try = errors.try
 -- runs inside the container.
 M.NAMESPACE_FLAGS = inside.NAMESPACE_FLAGS
 M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
-M.CAPABILITIES = inside.CAPABILITIES
 M.init_steps = inside.steps
 local WATCHED_SIGNALS = inside.WATCHED_SIGNALS
 local READ_SIZE = inside.READ_SIZE
@@ -363,7 +363,11 @@ function Container:exec(argv, opts)
     { "workdir", function()
       try("cannot enter the working directory", core.chdir(opts.workdir or self.spec.workdir or "/"))
     end },
-    { "capabilities", function() try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES)) end },
+    -- confined as the container's init is, in the same order
+    { "keyring", function() confine.new_keyring() end },
+    { "no_new_privileges", function() confine.no_new_privileges(self.spec) end },
+    { "seccomp", function() confine.seccomp(self.spec) end },
+    { "bounding_set", function() confine.bounding_set(self.spec) end },
     { "signals", function() inside.reset_signals() end },
     { "terminal", function()
       -- a session of its own in any case: lbox's terminal stays out of reach
@@ -375,6 +379,7 @@ function Container:exec(argv, opts)
       try("cannot close lbox's descriptors", core.cloexec_from(3))
     end },
     { "user", function() inside.become_user(user, env) end },
+    { "capabilities", function() confine.capabilities(self.spec) end },
     { "exec", function() exec.execvp(argv, env) end },
   }
   if opts.tty then
@@ -469,7 +474,9 @@ function M.attach(recorded)
     return nil, string.format("container %s is not running", recorded.id:sub(1, 12))
   end
   local self = setmetatable({ id = recorded.id, pid = recorded.pid, state = "running", attached = true,
-    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user } }, Container)
+    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user,
+             capabilities = recorded.capabilities or {}, no_new_privileges = recorded.no_new_privileges,
+             seccomp_program = rootfs.seccomp_program(recorded.id) } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   return self
 end

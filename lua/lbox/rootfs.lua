@@ -99,8 +99,10 @@ function M.prepare(id, spec)
   state.write(id, {
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
-    user = spec.user, lower = lower,
+    user = spec.user, lower = lower, capabilities = spec.capabilities, no_new_privileges = spec.no_new_privileges,
   })
+  -- for exec, which confines its commands with the same filter
+  if spec.seccomp_program then fs.write_file(dir .. "/seccomp.bpf", spec.seccomp_program) end
   local root = { files = {}, path = spec.rootfs }
   if lower then
     for _, sub in ipairs { "upper", "work", "merged" } do
@@ -178,6 +180,11 @@ function M.open(ref)
   end
   view.path = "/proc/" .. pid .. "/root" .. dir .. "/merged"
   return view
+end
+
+--- The seccomp program container `id` was started with | nil (unconfined).
+function M.seccomp_program(id)
+  return fs.read_file(M.container_dir(id) .. "/seccomp.bpf")
 end
 
 --- In lbox, after the container ended: remove its directory. The layer's

@@ -29,12 +29,20 @@
 --       accounting = false,                     -- a cgroup for stats even without limits
 --       keep = false,                           -- keep its directory (layer, state, log) once
 --                                              --   it ended, for ps -a, logs, commit, rm
+--       cap_add = { "NET_ADMIN" },              -- capabilities beyond docker's default set
+--       cap_drop = { "ALL" },                   --   and taken from it (docker's names, ALL)
+--       privileged = false,                     -- every capability, no seccomp, no masked paths
+--       no_new_privileges = false,              -- setuid bits and file capabilities do nothing
+--       seccomp = "default",                    -- docker's profile; "unconfined"; the path of a
+--                                              --   profile in docker's JSON format; or such a table
 --     }
+local capabilities = require "lbox.capabilities"
 local cgroups = require "lbox.cgroups"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
+local seccomp = require "lbox.seccomp"
 local units = require "lbox.units"
 local users = require "lbox.users"
 
@@ -167,7 +175,33 @@ function M.normalize(spec, labels)
   end
 
   M.check_limits(spec.limits or {}, out.limits, bad)
+  M.check_confinement(spec, out, bad)
   return out
+end
+
+--- Check the capabilities and seccomp fields of `spec` into `out`:
+-- out.capabilities (names), out.no_new_privileges, out.privileged and
+-- out.seccomp_program (compiled BPF, nil when unconfined).
+function M.check_confinement(spec, out, bad)
+  for _, field in ipairs { "cap_add", "cap_drop" } do
+    if spec[field] ~= nil and type(spec[field]) ~= "table" then bad(field, "a list of capability names expected") end
+  end
+  out.privileged = spec.privileged and true or false
+  out.no_new_privileges = spec.no_new_privileges and true or false
+  local caps, msg = capabilities.combine(spec.cap_add, spec.cap_drop)
+  if not caps then bad(#(spec.cap_add or {}) > 0 and "cap_add" or "cap_drop", "%s", msg) end
+  out.capabilities = out.privileged and capabilities.all() or caps
+  local source = spec.seccomp
+  if source == nil then source = "default" end
+  if type(source) == "string" and source ~= "default" and source ~= "unconfined" and source:sub(1, 1) ~= "/" then
+    bad("seccomp", "%q: use default, unconfined, an absolute path to a profile, or a profile table", source)
+  elseif type(source) ~= "string" and type(source) ~= "table" then
+    bad("seccomp", "a profile name, path or table expected")
+  end
+  if source ~= "unconfined" and not out.privileged then
+    out.seccomp_program, msg = seccomp.program(source, out.capabilities, images.store() .. "/cache/seccomp")
+    if not out.seccomp_program then bad("seccomp", "%s", msg) end
+  end
 end
 
 local function cpu_list_within(text, online_file, what, field, bad)
