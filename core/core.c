@@ -54,5 +54,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_cgroup(L);
   lbox_open_net(L);
   lbox_open_seccomp(L);
+  lbox_open_bpf(L);
   return 1;
 }

@@ -37,6 +37,7 @@ local RUN_OPTIONS = {
   { "pids-limit", value = "N", help = "maximum number of processes; -1 for unlimited" },
   { "cap-add", value = "CAP", list = true, help = "add a capability to docker's default set (NET_ADMIN, ALL)" },
   { "cap-drop", value = "CAP", list = true, help = "drop a capability from the set (CHOWN, ALL)" },
+  { "device", value = "HOST[:CTR][:rwm]", list = true, help = "give the container a host device (repeatable)" },
   { "privileged", help = "every capability, the host's devices, no seccomp, nothing masked" },
   { "security-opt", value = "OPT", list = true,
     help = "seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges" },
@@ -51,7 +52,7 @@ local LABELS = {
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
   ["limits.cpuset_cpus"] = "--cpuset-cpus", ["limits.cpuset_mems"] = "--cpuset-mems",
   ["limits.pids"] = "--pids-limit",
-  cap_add = "--cap-add", cap_drop = "--cap-drop", seccomp = "--security-opt seccomp",
+  cap_add = "--cap-add", cap_drop = "--cap-drop", devices = "--device", seccomp = "--security-opt seccomp",
 }
 
 local function parsed(flag, value, msg)
@@ -215,6 +216,7 @@ local spec = {
   cap_add = opts["cap-add"],
   cap_drop = opts["cap-drop"],
   privileged = opts.privileged,
+  devices = opts.device,
   no_new_privileges = security.no_new_privileges,
   seccomp = security.seccomp,
 }

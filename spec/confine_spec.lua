@@ -6,6 +6,8 @@ local core = require "lbox.core"
 local helper = require "helper"
 local lbox = require "lbox"
 
+local function fs_exists(path) return require("lfs").attributes(path) ~= nil end
+
 local function mask(names)
   local m = 0
   for _, name in ipairs(names) do m = m | (1 << capabilities.NUMBERS[name]) end
@@ -204,6 +206,76 @@ describe("confinement", function()
       assert.are.equal(2, select(2, status_of(r.out)))
       local plain = helper.lbox_run { "run", "sh", "-c", STATUS }
       assert.are.equal(0, select(3, status_of(plain.out)))
+    end)
+  end)
+
+  describe("devices", function()
+    it("gives a host device with --device, with the access asked for only", function()
+      -- opened, never read or written: the kernel log is the host's
+      local r = helper.lbox_run { "run", "--device", "/dev/kmsg:/dev/log-wo:w", "sh", "-c",
+        "ls -l /dev/log-wo; true > /dev/log-wo; echo write=$?; true < /dev/log-wo; echo read=$?" }
+      assert.are.equal(0, r.code, r.err)
+      assert.matches("^c[rw-]+%s+1 root%s+root%s+1,%s+11 [^\n]* /dev/log%-wo\n", r.out)
+      assert.matches("write=0\nread=1\n$", r.out)
+      assert.matches("can't open /dev/log%-wo: Operation not permitted", r.err)
+      for arg, message in pairs {
+        ["/dev/nonexistent"] = "no such device: /dev/nonexistent",
+        ["/etc/passwd"] = "/etc/passwd is not a device node",
+        ["/dev/null:/x:rwx"] = '"/dev/null:/x:rwx": use HOST[:CONTAINER][:rwm] with absolute paths',
+      } do
+        local bad = helper.lbox_run { "run", "--device", arg, "true" }
+        assert.are.same({ 125, "lbox: error: --device: " .. message .. "\n" }, { bad.code, bad.err })
+      end
+    end)
+
+    it("--privileged: the host's devices, nothing masked", function()
+      local r = helper.lbox_run { "run", "--privileged", "sh", "-c", "ls /dev/kmsg && true < /dev/kmsg && "
+        .. "grep -c /proc/keys /proc/mounts" }
+      assert.are.equal(1, r.code, r.err) -- grep found no mask
+      assert.matches("^/dev/kmsg\n0\n$", r.out)
+    end)
+
+    -- the program of the v2 path, on whichever cgroup v2 hierarchy this host has
+    it("as an eBPF program on a cgroup v2 group, denies what the rules do not allow", function()
+      local devices = require "lbox.devices"
+      local cgroups = require "lbox.cgroups"
+      local base = cgroups.unified() and "/sys/fs/cgroup" or "/sys/fs/cgroup/unified"
+      assert.truthy(fs_exists(base .. "/cgroup.procs"), "no cgroup v2 hierarchy on this host")
+      local dir = base .. "/" .. cgroups.parent .. "-device-spec"
+      assert(require("lfs").mkdir(dir))
+      local program = assert(core.bpf_device_program(devices.bpf_program(devices.rules {
+        { type = "c", major = 1, minor = 11, access = "r" } })))
+      local dir_fd = assert(core.open(dir, "directory"))
+      local attached, msg = core.bpf_attach_device(program, dir_fd)
+      core.close(program)
+      core.close(dir_fd)
+      local r, w = assert(core.pipe())
+      local pid = assert(core.clone(0))
+      if pid == 0 then
+        local f = io.open(dir .. "/cgroup.procs", "w")
+        f:write(tostring(core.getpid()))
+        f:close()
+        local results = {}
+        for _, try in ipairs { { "/dev/null", "rw" }, { "/dev/kmsg", "r" }, { "/dev/kmsg", "w" }, { "/dev/full", "w" } } do
+          local fd, _, errno = core.open(try[1], try[2])
+          results[#results + 1] = fd and "ok" or tostring(errno)
+          if fd then core.close(fd) end
+        end
+        core.write(w, table.concat(results, " "))
+        core._exit(0)
+      end
+      core.close(w)
+      local seen = core.read(r, 100)
+      core.close(r)
+      core.waitpid(pid)
+      require("lfs").rmdir(dir)
+      assert.is_true(attached, msg)
+      -- null and full by the default rules, kmsg for reading only
+      assert.are.equal(string.format("ok ok %d ok", core.EPERM), seen)
+      local malformed, why = core.bpf_device_program(string.rep("\0", 8))
+      assert.is_nil(malformed)
+      assert.matches("BPF_PROG_LOAD", why)
+      assert.has_error(function() core.bpf_device_program("short") end)
     end)
   end)
 end)

@@ -73,7 +73,7 @@ end
 -- container; resources taken are released by `destroy`, on every path.
 M.start_steps = {
   { "cgroup", function(c)
-    c.cgroup = cgroups.create(c.id, c.spec.limits, c.spec.accounting)
+    c.cgroup = cgroups.create(c.id, c.spec.limits, c.spec.accounting, c.spec.device_rules)
     c.spec.cgroup_paths = c.cgroup and c.cgroup:controller_paths()
   end },
   { "rootfs", function(c)

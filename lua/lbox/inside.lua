@@ -102,7 +102,10 @@ M.steps = {
   { "mount_volumes", function(ctx) rootfs.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
   { "mount_tmpfs", function(ctx) rootfs.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) rootfs.mount_etc_files(ctx.spec.root) end },
-  { "mask_paths", function(ctx) rootfs.mask_paths(ctx.spec.root) end },
+  { "devices", function(ctx) M.make_devices(ctx.spec.root, ctx.spec.devices) end },
+  { "mask_paths", function(ctx)
+    if not ctx.spec.privileged then rootfs.mask_paths(ctx.spec.root) end
+  end },
   { "pivot_root", function(ctx) rootfs.pivot(ctx.spec.root) end },
   { "workdir", function(ctx)
     local dir = ctx.spec.workdir or "/"
@@ -158,6 +161,18 @@ M.steps = {
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }
+
+--- The device nodes `devices` (from lbox.devices) in the container's
+-- /dev (or wherever their target is), root's, with the host node's mode.
+function M.make_devices(root, devices)
+  for _, d in ipairs(devices) do
+    local path = rootfs.secure_join(root.path, d.target)
+    try("cannot create the directory of " .. d.target, fs.mkdir_p(path:match("^(.*)/[^/]*$")))
+    if fs.kind(path) then os.remove(path) end
+    try("cannot create device " .. d.target,
+      core.mknod(path, d.type == "b" and "block" or "char", d.mode, d.major, d.minor))
+  end
+end
 
 --- Every signal to its default action, none blocked: as a fresh process.
 function M.reset_signals()

@@ -35,9 +35,11 @@
 --       no_new_privileges = false,              -- setuid bits and file capabilities do nothing
 --       seccomp = "default",                    -- docker's profile; "unconfined"; the path of a
 --                                              --   profile in docker's JSON format; or such a table
+--       devices = { "/dev/fuse", "/dev/sdb:/dev/disk:r" },  -- host devices, HOST[:CTR][:rwm]
 --     }
 local capabilities = require "lbox.capabilities"
 local cgroups = require "lbox.cgroups"
+local devices = require "lbox.devices"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
@@ -179,9 +181,15 @@ function M.normalize(spec, labels)
   return out
 end
 
---- Check the capabilities and seccomp fields of `spec` into `out`:
--- out.capabilities (names), out.no_new_privileges, out.privileged and
--- out.seccomp_program (compiled BPF, nil when unconfined).
+local function contains(list, value)
+  for _, item in ipairs(list) do if item == value then return true end end
+  return false
+end
+
+--- Check the capabilities, devices and seccomp fields of `spec` into `out`:
+-- out.capabilities (names), out.no_new_privileges, out.privileged,
+-- out.devices (nodes to make), out.device_rules (nil: no cgroup needed for
+-- them) and out.seccomp_program (compiled BPF, nil when unconfined).
 function M.check_confinement(spec, out, bad)
   for _, field in ipairs { "cap_add", "cap_drop" } do
     if spec[field] ~= nil and type(spec[field]) ~= "table" then bad(field, "a list of capability names expected") end
@@ -191,6 +199,21 @@ function M.check_confinement(spec, out, bad)
   local caps, msg = capabilities.combine(spec.cap_add, spec.cap_drop)
   if not caps then bad(#(spec.cap_add or {}) > 0 and "cap_add" or "cap_drop", "%s", msg) end
   out.capabilities = out.privileged and capabilities.all() or caps
+  out.devices = {}
+  if spec.devices ~= nil and type(spec.devices) ~= "table" then bad("devices", "a list of HOST[:CONTAINER][:rwm]") end
+  for _, text in ipairs(spec.devices or {}) do
+    if type(text) ~= "string" then bad("devices", "a list of HOST[:CONTAINER][:rwm]") end
+    local device, why = devices.parse(text)
+    if not device then bad("devices", "%s", why) end
+    out.devices[#out.devices + 1] = device
+  end
+  if out.privileged then
+    -- the host's devices, all of them, and no rules
+    for _, device in ipairs(devices.host_devices()) do out.devices[#out.devices + 1] = device end
+  elseif #out.devices > 0 or contains(out.capabilities, "CAP_MKNOD") then
+    -- what it can make or was given, it may open only as the rules say
+    out.device_rules = devices.rules(out.devices)
+  end
   local source = spec.seccomp
   if source == nil then source = "default" end
   if type(source) == "string" and source ~= "default" and source ~= "unconfined" and source:sub(1, 1) ~= "/" then
