@@ -243,6 +243,7 @@ describe("confinement", function()
       assert.truthy(fs_exists(base .. "/cgroup.procs"), "no cgroup v2 hierarchy on this host")
       local dir = base .. "/" .. cgroups.parent .. "-device-spec"
       assert(require("lfs").mkdir(dir))
+      finally(function() require("lfs").rmdir(dir) end)
       local program = assert(core.bpf_device_program(devices.bpf_program(devices.rules {
         { type = "c", major = 1, minor = 11, access = "r" } })))
       local dir_fd = assert(core.open(dir, "directory"))
@@ -268,7 +269,6 @@ describe("confinement", function()
       local seen = core.read(r, 100)
       core.close(r)
       core.waitpid(pid)
-      require("lfs").rmdir(dir)
       assert.is_true(attached, msg)
       -- null and full by the default rules, kmsg for reading only
       assert.are.equal(string.format("ok ok %d ok", core.EPERM), seen)
