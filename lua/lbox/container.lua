@@ -2,6 +2,7 @@
 -- started by two ordered lists of named steps, one on each side of the
 -- handoff. Read `start_steps` here and `steps` in lbox.inside top to bottom
 -- to know what happens when.
+local capabilities = require "lbox.capabilities"
 local cgroups = require "lbox.cgroups"
 local confine = require "lbox.confine"
 local core = require "lbox.core"
@@ -475,7 +476,7 @@ function M.attach(recorded)
   end
   local self = setmetatable({ id = recorded.id, pid = recorded.pid, state = "running", attached = true,
     spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user,
-             capabilities = recorded.capabilities or {}, no_new_privileges = recorded.no_new_privileges,
+             capabilities = recorded.capabilities or capabilities.DEFAULT, no_new_privileges = recorded.no_new_privileges,
              seccomp_program = rootfs.seccomp_program(recorded.id) } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   return self
