@@ -228,6 +228,16 @@ describe("confinement", function()
       end
     end)
 
+    it("makes device nodes with the modes asked for, whatever lbox's umask", function()
+      local r = helper.sh("umask 022 && " .. helper.lbox .. " run -u 1000 --device /dev/kmsg:/dev/k sh -c "
+        .. "'echo x > /dev/null && ls -l /dev/null /dev/zero /dev/k'", { env = helper.ENV })
+      assert.are.equal(0, r.code, r.err)
+      assert.matches("crw%-rw%-rw%-[^\n]*/dev/null\n", r.out)
+      assert.matches("crw%-rw%-rw%-[^\n]*/dev/zero\n", r.out)
+      local host_mode = helper.sh("ls -l /dev/kmsg").out:match("^(%S+)")
+      assert.matches("^" .. host_mode:gsub("%-", "%%-") .. "[^\n]*/dev/k\n", r.out:match("[^\n]*/dev/k\n"))
+    end)
+
     it("--privileged: the host's devices, nothing masked", function()
       local r = helper.lbox_run { "run", "--privileged", "sh", "-c", "ls /dev/kmsg && true < /dev/kmsg && "
         .. "grep -c /proc/keys /proc/mounts" }

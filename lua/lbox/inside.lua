@@ -169,8 +169,11 @@ function M.make_devices(root, devices)
     local path = rootfs.secure_join(root.path, d.target)
     try("cannot create the directory of " .. d.target, fs.mkdir_p(path:match("^(.*)/[^/]*$")))
     if fs.kind(path) then os.remove(path) end
-    try("cannot create device " .. d.target,
-      core.mknod(path, d.type == "b" and "block" or "char", d.mode, d.major, d.minor))
+    -- the host node's mode, whatever umask lbox was started with
+    local umask = core.umask(0)
+    local ok, msg = core.mknod(path, d.type == "b" and "block" or "char", d.mode, d.major, d.minor)
+    core.umask(umask)
+    if not ok then errors.raise("cannot create device " .. d.target .. ": " .. msg) end
   end
 end
 
