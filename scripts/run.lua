@@ -37,6 +37,12 @@ local RUN_OPTIONS = {
   { "cpuset-cpus", value = "LIST", aliases = { "cpuset" }, help = "CPUs allowed: 0-1,3" },
   { "cpuset-mems", value = "LIST", help = "memory nodes allowed: 0" },
   { "pids-limit", value = "N", help = "maximum number of processes; -1 for unlimited" },
+  { "cap-add", value = "CAP", list = true, help = "add a capability to docker's default set (NET_ADMIN, ALL)" },
+  { "cap-drop", value = "CAP", list = true, help = "drop a capability from the set (CHOWN, ALL)" },
+  { "device", value = "HOST[:CTR][:rwm]", list = true, help = "give the container a host device (repeatable)" },
+  { "privileged", help = "every capability, the host's devices, no seccomp, nothing masked" },
+  { "security-opt", value = "OPT", list = true,
+    help = "seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges" },
   { "help", help = "show this help" },
 }
 
@@ -48,6 +54,7 @@ local LABELS = {
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
   ["limits.cpuset_cpus"] = "--cpuset-cpus", ["limits.cpuset_mems"] = "--cpuset-mems",
   ["limits.pids"] = "--pids-limit",
+  cap_add = "--cap-add", cap_drop = "--cap-drop", devices = "--device", seccomp = "--security-opt seccomp",
 }
 
 local function parsed(flag, value, msg)
@@ -157,6 +164,23 @@ local function absolute(path)
   return path
 end
 
+-- --security-opt, as docker: seccomp=unconfined|FILE, no-new-privileges[=true|false]
+local function security_from(list)
+  local security = {}
+  for _, item in ipairs(list or {}) do
+    local key, value = item:match("^([%w-]+)[=:](.*)$")
+    key = key or item
+    if key == "seccomp" and value and value ~= "" then
+      security.seccomp = value == "unconfined" and value or absolute(value)
+    elseif key == "no-new-privileges" and (value == nil or value == "true" or value == "false") then
+      security.no_new_privileges = value ~= "false"
+    else
+      errors.raise(string.format("--security-opt %q: use seccomp=unconfined, seccomp=FILE or no-new-privileges", item))
+    end
+  end
+  return security
+end
+
 local args = { ... }
 local opts, first = options.parse(RUN_OPTIONS, args)
 if opts.help then
@@ -177,6 +201,7 @@ if #command == 0 then
 end
 
 local namespaces, join = network_from(opts.network)
+local security = security_from(opts["security-opt"])
 local spec = {
   command = command,
   namespaces = namespaces,
@@ -195,6 +220,12 @@ local spec = {
   stdin = opts.interactive,
   tty = opts.tty,
   limits = limits_from(opts),
+  cap_add = opts["cap-add"],
+  cap_drop = opts["cap-drop"],
+  privileged = opts.privileged,
+  devices = opts.device,
+  no_new_privileges = security.no_new_privileges,
+  seccomp = security.seccomp,
 }
 local box = lbox.container(spec, LABELS)
 if opts.detach then
