@@ -207,6 +207,24 @@ describe("confinement", function()
       local plain = helper.lbox_run { "run", "sh", "-c", STATUS }
       assert.are.equal(0, select(3, status_of(plain.out)))
     end)
+
+    it("confines a command exec'd through the API as the container's PID 1 (lbox.inside.exec_steps)", function()
+      local box <close> = lbox.container { command = { "sleep", "30" }, cap_drop = { "CHOWN" }, no_new_privileges = true }
+      box:start()
+      local kept = DEFAULT_MASK & ~mask { "CAP_CHOWN" }
+      local want = string.format("CapInh:%016xCapPrm:%016xCapEff:%016xCapBnd:%016xCapAmb:%016xNoNewPrivs:1Seccomp:2",
+        0, kept, kept, kept, 0)
+      local status = assert(box:exec { "sh", "-c",
+        "[ \"$(grep -E '^(Cap...|NoNewPrivs|Seccomp):' /proc/self/status | tr -d ' \\t\\n')\" = " .. want .. " ]" })
+      assert.are.equal(0, status.exit_code)
+      -- and as another user: nothing effective or permitted, the same bounding set and filter
+      want = string.format("CapInh:%016xCapPrm:%016xCapEff:%016xCapBnd:%016xCapAmb:%016xNoNewPrivs:1Seccomp:2",
+        0, 0, 0, kept, 0)
+      status = assert(box:exec({ "sh", "-c",
+        "[ \"$(grep -E '^(Cap...|NoNewPrivs|Seccomp):' /proc/self/status | tr -d ' \\t\\n')\" = " .. want .. " ]" },
+        { user = "1000" }))
+      assert.are.equal(0, status.exit_code)
+    end)
   end)
 
   describe("devices", function()
