@@ -37,6 +37,12 @@ local RUN_OPTIONS = {
   { "cpuset-cpus", value = "LIST", aliases = { "cpuset" }, help = "CPUs allowed: 0-1,3" },
   { "cpuset-mems", value = "LIST", help = "memory nodes allowed: 0" },
   { "pids-limit", value = "N", help = "maximum number of processes; -1 for unlimited" },
+  { "cap-add", value = "CAP", list = true, help = "add a capability to docker's default set (NET_ADMIN, ALL)" },
+  { "cap-drop", value = "CAP", list = true, help = "drop a capability from the set (CHOWN, ALL)" },
+  { "device", value = "HOST[:CTR][:rwm]", list = true, help = "give the container a host device (repeatable)" },
+  { "privileged", help = "every capability, the host's devices, no seccomp, nothing masked" },
+  { "security-opt", value = "OPT", list = true,
+    help = "seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges" },
 }
 
 local LABELS = {
@@ -47,6 +53,7 @@ local LABELS = {
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
   ["limits.cpuset_cpus"] = "--cpuset-cpus", ["limits.cpuset_mems"] = "--cpuset-mems",
   ["limits.pids"] = "--pids-limit",
+  cap_add = "--cap-add", cap_drop = "--cap-drop", devices = "--device", seccomp = "--security-opt seccomp",
 }
 
 local function parsed(flag, value, msg)
@@ -156,15 +163,33 @@ local function absolute(path)
   return path
 end
 
+-- --security-opt, as docker: seccomp=unconfined|FILE, no-new-privileges[=true|false]
+local function security_from(list)
+  local security = {}
+  for _, item in ipairs(list or {}) do
+    local key, value = item:match("^([%w-]+)[=:](.*)$")
+    key = key or item
+    if key == "seccomp" and value and value ~= "" then
+      security.seccomp = value == "unconfined" and value or absolute(value)
+    elseif key == "no-new-privileges" and (value == nil or value == "true" or value == "false") then
+      security.no_new_privileges = value ~= "false"
+    else
+      errors.raise(string.format("--security-opt %q: use seccomp=unconfined, seccomp=FILE or no-new-privileges", item))
+    end
+  end
+  return security
+end
+
 local RUN = {
   name = "run", synopsis = { "[OPTIONS] [IMAGE] [COMMAND [ARG...]]" },
   summary = "run a command in a new container",
   description = "Runs COMMAND in new UTS, PID, mount, IPC and network namespaces (and a cgroup namespace on "
     .. "cgroup v2), on IMAGE from lbox's store when the first word names one, else on the built-in busybox "
-    .. "image, under a copy-on-write overlay; with -d, in the background under a monitor. COMMAND (default: "
-    .. "the image's) is looked up in PATH as a shell does. lbox exits with the container's status: its exit "
-    .. "code, or 128+N if signal N killed it; 125 for lbox's own errors, 126 when COMMAND cannot be run, "
-    .. "127 when it is not found.",
+    .. "image, under a copy-on-write overlay, confined as docker confines (its default capabilities and "
+    .. "seccomp profile, device rules, masked paths); with -d, in the background under a monitor. COMMAND "
+    .. "(default: the image's) is looked up in PATH as a shell does. lbox exits with the container's status: "
+    .. "its exit code, or 128+N if signal N killed it; 125 for lbox's own errors, 126 when COMMAND cannot be "
+    .. "run, 127 when it is not found.",
   options = RUN_OPTIONS,
 }
 local opts, args = options.command(RUN, { ... })
@@ -184,6 +209,7 @@ if #command == 0 then
 end
 
 local namespaces, join = network_from(opts.network)
+local security = security_from(opts["security-opt"])
 local spec = {
   command = command,
   namespaces = namespaces,
@@ -202,6 +228,12 @@ local spec = {
   stdin = opts.interactive,
   tty = opts.tty,
   limits = limits_from(opts),
+  cap_add = opts["cap-add"],
+  cap_drop = opts["cap-drop"],
+  privileged = opts.privileged,
+  devices = opts.device,
+  no_new_privileges = security.no_new_privileges,
+  seccomp = security.seccomp,
 }
 local box = lbox.container(spec, LABELS)
 if opts.detach then

@@ -3,6 +3,7 @@
 -- ordered lists of named steps, one on each side of the handoff, each start
 -- step pushing what undoes it (lbox.undo). Read `start_steps` here and
 -- `steps` in lbox.inside top to bottom to know what happens when.
+local capabilities = require "lbox.capabilities"
 local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
@@ -22,7 +23,6 @@ local try = errors.try
 -- runs inside the container.
 M.NAMESPACE_FLAGS = inside.NAMESPACE_FLAGS
 M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
-M.CAPABILITIES = inside.CAPABILITIES
 M.init_steps = inside.steps
 local WATCHED_SIGNALS = inside.WATCHED_SIGNALS
 local READ_SIZE = inside.READ_SIZE
@@ -91,7 +91,8 @@ M.start_steps = {
     c.spec.root = rootfs.prepare(c.id, c.spec, c.plan)
   end },
   { "cgroup", function(c)
-    c.cgroup = cgroups.create(c.id, c.plan.cgroup_writes, c.spec.accounting)
+    -- the limits' writes, and the device rules (lbox.devices) when planned
+    c.cgroup = cgroups.create(c.id, c.plan.cgroup_writes, c.spec.accounting, c.plan.device_plan)
     if c.cgroup then
       c.undo:push("remove the cgroup", function()
         local ok, msg = c.cgroup:remove()
@@ -146,7 +147,7 @@ M.start_steps = {
       core.close(c.sync_write)
       -- the spec came with the fork: the child has it already
       run_init(c.init_steps, { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console,
-                               spec = c.spec, payload = c.payload, join_fds = c.join_fds })
+                               spec = c.spec, plan = c.plan, payload = c.payload, join_fds = c.join_fds })
     end
     if own_pid_ns then
       core.setns(own_pid_ns, core.CLONE_NEWPID)
@@ -390,7 +391,11 @@ function Container:exec(argv, opts)
   taken:push("unblock signals", release_signals)
   -- the command's side: lbox.inside.exec_steps
   local ctx = { error_fd = error_write, cgroup = self.cgroup, process = process, terminal = slave,
-                workdir = opts.workdir or self.spec.workdir or "/", spec = { user = user, env = env, command = argv },
+                workdir = opts.workdir or self.spec.workdir or "/",
+                -- confined as the container's init: its capabilities, no_new_privs and seccomp program
+                spec = { user = user, env = env, command = argv, capabilities = self.spec.capabilities,
+                         no_new_privileges = self.spec.no_new_privileges },
+                plan = { seccomp_program = self.plan.seccomp_program },
                 supervise = function(child)
                   local status = {}
                   supervise(child, child_ended(child, status))
@@ -459,7 +464,11 @@ function M.attach(recorded)
   local process, why = state.open_process(recorded)
   if not process then return nil, why end
   local self = setmetatable({ id = recorded.id, pid = recorded.pid, pidfd = process, state = "running", attached = true,
-    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user } }, Container)
+    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user,
+             -- recorded before capabilities were: docker's default set
+             capabilities = recorded.capabilities or capabilities.DEFAULT,
+             no_new_privileges = recorded.no_new_privileges },
+    plan = { seccomp_program = state.seccomp_program(recorded.id) } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   -- all this process holds of it, let go of by destroy (or <close>)
   self.undo = undo.new()

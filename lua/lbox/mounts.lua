@@ -118,9 +118,16 @@ end
 function M.mount_dev(root, console)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
+  -- the modes asked for, whatever umask lbox was started with
+  local umask = core.umask(0)
   for _, d in ipairs(DEVICES) do
-    try("cannot create /dev/" .. d[1], core.mknod(dev .. "/" .. d[1], "char", tonumber("666", 8), d[2], d[3]))
+    local ok, msg = core.mknod(dev .. "/" .. d[1], "char", tonumber("666", 8), d[2], d[3])
+    if not ok then
+      core.umask(umask)
+      errors.raise("cannot create /dev/" .. d[1] .. ": " .. msg)
+    end
   end
+  core.umask(umask)
   for name, target in pairs(DEV_LINKS) do
     try("cannot link /dev/" .. name, lfs.link(target, dev .. "/" .. name, true))
   end
@@ -131,6 +138,21 @@ function M.mount_dev(root, console)
   if console then
     fs.write_file(dev .. "/console", "")
     mount("/dev/console", console, dev .. "/console", nil, BIND)
+  end
+end
+
+--- The device nodes `devices` (from lbox.devices) in the container's
+-- /dev (or wherever their target is), root's, with the host node's mode.
+function M.make_devices(root, devices)
+  for _, d in ipairs(devices) do
+    local path = paths.secure_join(root.path, d.target)
+    try("cannot create the directory of " .. d.target, fs.mkdir_p(path:match("^(.*)/[^/]*$")))
+    if fs.kind(path) then os.remove(path) end
+    -- the host node's mode, whatever umask lbox was started with
+    local umask = core.umask(0)
+    local ok, msg = core.mknod(path, d.type == "b" and "block" or "char", d.mode, d.major, d.minor)
+    core.umask(umask)
+    if not ok then errors.raise("cannot create device " .. d.target .. ": " .. msg) end
   end
 end
 

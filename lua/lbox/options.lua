@@ -88,11 +88,18 @@ function M.names(def)
 end
 
 --- Usage text: one line per option.
+-- The names' column is as wide as its longest entry (28 at least), so that
+-- at least three spaces part each from its text (the manual's check reads
+-- --help by that).
 function M.usage(defs)
+  local names, width = {}, 28
+  for i, def in ipairs(defs) do
+    names[i] = (def.short and "" or "    ") .. M.names(def)
+    width = math.max(width, #names[i] + 2)
+  end
   local lines = {}
-  for _, def in ipairs(defs) do
-    local names = (def.short and "" or "    ") .. M.names(def)
-    lines[#lines + 1] = string.format("  %-28s %s", names, def.help or "")
+  for i, def in ipairs(defs) do
+    lines[i] = string.format("  %-" .. width .. "s %s", names[i], def.help or "")
   end
   return table.concat(lines, "\n")
 end
