@@ -4,6 +4,7 @@ local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
+local network = require "lbox.network"
 local options = require "lbox.options"
 local state = require "lbox.state"
 
@@ -26,4 +27,6 @@ for i = first, #args do
   errors.try("cannot remove container " .. args[i], fs.remove_tree(state.dir(s.id)))
   print(args[i])
 end
+-- and the address leases and port rules of containers whose lbox was killed
+network.sweep()
 return 0

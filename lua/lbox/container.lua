@@ -7,6 +7,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local inside = require "lbox.inside"
+local network = require "lbox.network"
 local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local state = require "lbox.state"
@@ -139,6 +140,10 @@ M.start_steps = {
     elseif c.cgroup then
       try("cannot move the container into its cgroup", c.cgroup:attach(c.pid))
     end
+  end },
+  { "network", function(c)
+    -- the veth's inner end goes into the namespace of the waiting init
+    if c.spec.network then c.spec.network_config = network.attach(c) end
   end },
   { "send_spec", function(c)
     -- the child reads while we write: any size fits
@@ -431,6 +436,7 @@ function Container:destroy()
     if not (self.cgroup and self.cgroup:kill()) then core.kill(self.pid, core.SIGKILL) end
     self:reap()
   end
+  network.detach(self)
   self:close_fds("sync_read", "sync_write", "error_read", "error_write", "pty_master", "pty_slave")
   self:close_joined()
   if self.saved_terminal then

@@ -6,6 +6,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
+local network = require "lbox.network"
 local rootfs = require "lbox.rootfs"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
@@ -111,6 +112,9 @@ M.steps = {
   { "loopback", function(ctx)
     -- a new network namespace's lo is down; docker's --network none has it up
     if ctx.spec.namespaces.net then try("cannot bring up the loopback interface", core.link_up("lo")) end
+  end },
+  { "network", function(ctx)
+    if ctx.spec.network_config then network.configure_inside(ctx.spec.network_config) end
   end },
   { "mount_root", function(ctx) rootfs.mount_root(ctx.spec.root) end },
   { "mount_proc", function(ctx) rootfs.mount_proc(ctx.spec.root) end },

@@ -17,6 +17,9 @@
 --                                              -- the default; "cgroup" on v2 hosts only, as docker
 --       join = { net = box, uts = 1234 },      -- share these of a running container (or pid)
 --                                              --   instead of new ones: net, ipc, uts, pid
+--       network = { name = "bridge",           -- join a network (lbox.network): eth0, an
+--                   ports = { { host_port = 8080, container_port = 80,   -- address, a route;
+--                               protocol = "tcp", host_ip = nil } } },   -- default: lo only
 --       tty = false, stdin = false,             -- -t and -i
 --       workdir = "/",                          -- absolute path
 --       limits = { memory = bytes, memory_swap = bytes or -1, cpus = 1.5,
@@ -35,6 +38,7 @@ local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
+local network = require "lbox.network"
 local units = require "lbox.units"
 local users = require "lbox.users"
 
@@ -155,6 +159,13 @@ function M.normalize(spec, labels)
     end
     out.join[name] = pid
     out.namespaces[name] = nil -- joined, not made
+  end
+
+  if spec.network ~= nil then
+    out.network = network.check_attachment(spec.network, labels.network)
+    if not out.namespaces.net then
+      bad("network", "a container on a network needs a network namespace of its own")
+    end
   end
 
   -- HOME comes from the user's /etc/passwd entry, inside
