@@ -302,9 +302,13 @@ end
 -- asynchronously when their lbox is killed: give them a moment.
 function M.assert_no_leaks(before)
   local after
-  for _ = 1, 40 do
+  for _ = 1, 60 do
     after = M.snapshot()
-    if #after.foreign <= #before.foreign and #after.cgroups <= #before.cgroups and #children() == 0 then break end
+    -- a container's veth goes with its network namespace, in the background
+    if #after.foreign <= #before.foreign and #after.cgroups <= #before.cgroups and #children() == 0
+      and #after.links <= #before.links then
+      break
+    end
     M.sleep(0.05)
   end
   -- report this test's leaks (from `after`), but let later tests start clean

@@ -202,6 +202,11 @@ describe("lbox network and containers on networks", function()
     -- and the stranger cannot be reached from spec-x either
     r = lbox { "run", "--network", "spec-x", "ping", "-c", "1", "-W", "1", "10.251.3.2" }
     assert.are.equal(1, r.code, r.out .. r.err)
+    -- the first one learns the names of those who join after it, and forgets them
+    ok(lbox { "run", "-d", "--name", "spec-late", "--network", "spec-x", "sleep", "30" })
+    assert.matches("10%.251%.2%.%d+\t%x+ spec%-late\n", ok(lbox { "exec", "spec-server", "cat", "/etc/hosts" }))
+    ok(lbox { "rm", "-f", "spec-late" })
+    assert.is_nil(ok(lbox { "exec", "spec-server", "cat", "/etc/hosts" }):find("spec-late", 1, true))
     ok(lbox { "rm", "-f", "spec-server", "spec-stranger" })
     ok(lbox { "network", "rm", "spec-x", "spec-y" })
   end)

@@ -541,7 +541,7 @@ end
 -- The network `attachment` names (the default one made on first use), the
 -- address it would get; raises a user error when it cannot join.
 local function admit(networks, attachment)
-  sweep(networks)
+  local swept = sweep(networks)
   local net
   for _, candidate in ipairs(networks) do
     if candidate.name == attachment.name then net = candidate end
@@ -560,19 +560,22 @@ local function admit(networks, attachment)
   end
   local address, prefix = free_address(net)
   if not address then errors.raise(string.format("network %s is full (%s)", net.name, net.subnet)) end
-  return net, address, prefix
+  return net, address, prefix, swept
 end
 
 --- Check that a container could join the network of `attachment` (see
 -- check_attachment) now: it exists, has a free address, the ports are
 -- free. For commands, to fail before anything is made.
 function M.admit(attachment)
-  locked(function() admit(all_networks(), attachment) end)
+  locked(function()
+    local networks = all_networks()
+    if select(4, admit(networks, attachment)) then apply_rules(networks) end
+  end)
 end
 
 local function attach_locked(c, attachment)
   local networks = all_networks()
-  local net, address, prefix = admit(networks, attachment)
+  local net, address, prefix, rules_stale = admit(networks, attachment)
   ensure_bridge(net)
   local veth = M.veth_name(c.id)
   net.leases[address] = { id = c.id, name = c.spec.name, hostname = c.spec.hostname, ports = attachment.ports }
@@ -581,7 +584,8 @@ local function attach_locked(c, attachment)
   c.network_lease = { network = net.name, address = address }
   try("cannot create the container's veth", core.veth_add(veth, "eth0", c.pid))
   try("cannot attach the veth to " .. net.bridge, core.link_set(veth, { master = net.bridge, up = true }))
-  apply_rules(networks)
+  -- the rules hold the networks and the published ports only
+  if #attachment.ports > 0 or rules_stale then apply_rules(networks) end
   write_hosts(net)
   return { address = address, prefix = prefix, gateway = net.gateway }
 end
@@ -597,23 +601,29 @@ function M.attach(c)
   return config
 end
 
---- Undo `attach`: the lease, the veth, the rules. Safe to call more than once.
+--- Undo `attach`: the lease, the veth, the rules. Safe to call more than
+-- once. The veth goes with the container's network namespace, which the
+-- kernel dismantles in the background once its last process has ended:
+-- deleting it here would cost a start-and-stop some 25 ms (its RCU grace
+-- period); it is deleted here only while the namespace lives on.
 function M.detach(c)
   local lease = c.network_lease
   if not lease then return true end
   c.network_lease = nil
   return pcall(locked, function()
     local networks = all_networks()
+    local had_ports = false
     for _, net in ipairs(networks) do
-      if net.name == lease.network and net.leases[lease.address] and net.leases[lease.address].id == c.id then
+      local mine = net.leases[lease.address]
+      if net.name == lease.network and mine and mine.id == c.id then
+        had_ports = #(mine.ports or {}) > 0
         net.leases[lease.address] = nil
         write(net)
         write_hosts(net)
       end
     end
-    sweep(networks)
-    if link_exists(M.veth_name(c.id)) then core.link_del(M.veth_name(c.id)) end
-    apply_rules(networks)
+    if c.status == nil and link_exists(M.veth_name(c.id)) then core.link_del(M.veth_name(c.id)) end
+    if sweep(networks) or had_ports then apply_rules(networks) end
   end)
 end
 
