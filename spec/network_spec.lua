@@ -157,6 +157,8 @@ describe("lbox network and containers on networks", function()
     refused(lbox { "network", "create", "--subnet", "10.251.0.0/16", "spec-c" }, "overlaps network spec%-b")
     refused(lbox { "network", "create", "--subnet", "10.252.0.0/24", "spec-b" }, "already exists")
     refused(lbox { "network", "create", "host" }, "reserved")
+    refused(lbox { "network", "create", "a b" }, "network name \"a b\"")
+    refused(lbox { "run", "--network", "a/b", "true" }, "network name \"a/b\"")
     refused(lbox { "network", "rm", "spec-nonesuch" }, "no such network")
     refused(lbox { "run", "--network", "spec-nonesuch", "true" }, "no such network")
     refused(lbox { "run", "-p", "70000:80", "true" }, "out of range")
@@ -176,6 +178,29 @@ describe("lbox network and containers on networks", function()
     refused(lbox { "run", "--network", "spec-small", "true" }, "network spec%-small is full")
     ok(lbox { "rm", "-f", table.unpack(ids) })
     ok(lbox { "network", "rm", "spec-small" })
+  end)
+
+  it("leaves nothing when joining fails half-way (its veth's name is taken)", function()
+    local lbox_api = require "lbox"
+    local id = string.rep("ab", 32)
+    assert(core.veth_add(network.veth_name(id), "lbxs-taken"))
+    local box = lbox_api.container { id = id, network = { name = "bridge", ports = { { host_port = 18084,
+      container_port = 80 } } }, command = { "true" } }
+    local started, err = pcall(box.start, box)
+    assert(core.link_del(network.veth_name(id)))
+    assert.is_false(started)
+    assert.matches("cannot create the container's veth: veth add '" .. network.veth_name(id) .. "': File exists",
+      tostring(err))
+    assert.are.same({}, network.inspect("bridge").leases)
+  end)
+
+  it("records a container's network, address and ports for inspect", function()
+    local id = ok(lbox { "run", "-d", "-p", "18085:80", "sleep", "30" }):match("%x+")
+    local out = ok(lbox { "inspect", id })
+    assert.matches('"network":"bridge"', out)
+    assert.matches('"address":"[%d.]+"', out)
+    assert.matches('"host_port":18085', out)
+    ok(lbox { "rm", "-f", id })
   end)
 
   it("gives a container eth0, a default route, /etc/hosts and /etc/resolv.conf", function()

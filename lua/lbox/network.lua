@@ -582,6 +582,7 @@ local function attach_locked(c, attachment)
   write(net)
   -- from here on, a failure is undone by detach (the lease names the veth)
   c.network_lease = { network = net.name, address = address }
+  state.update(c.id, { network = net.name, address = address, ports = attachment.ports })
   try("cannot create the container's veth", core.veth_add(veth, "eth0", c.pid))
   try("cannot attach the veth to " .. net.bridge, core.link_set(veth, { master = net.bridge, up = true }))
   -- the rules hold the networks and the published ports only
