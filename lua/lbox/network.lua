@@ -194,6 +194,24 @@ local function ensure_bridge(net)
   end
 end
 
+-- The rules of the ports chain: a DNAT per published port.
+local function port_rules(networks)
+  local rules = {}
+  for _, net in ipairs(networks) do
+    local addresses = {}
+    for address in pairs(net.leases) do addresses[#addresses + 1] = address end
+    table.sort(addresses)
+    for _, address in ipairs(addresses) do
+      for _, port in ipairs(net.leases[address].ports or {}) do
+        rules[#rules + 1] = string.format("%s%s dport %d dnat to %s:%d",
+          port.host_ip and ("ip daddr " .. port.host_ip .. " ") or "", port.protocol, port.host_port, address,
+          port.container_port)
+      end
+    end
+  end
+  return rules
+end
+
 --- The nftables text of lbox's table for `networks`: replaces the whole
 -- table in one transaction.
 function M.ruleset(networks)
@@ -213,17 +231,7 @@ function M.ruleset(networks)
   end
   add("  }")
   add("  chain ports {")
-  for _, net in ipairs(networks) do
-    local addresses = {}
-    for address in pairs(net.leases) do addresses[#addresses + 1] = address end
-    table.sort(addresses)
-    for _, address in ipairs(addresses) do
-      for _, port in ipairs(net.leases[address].ports or {}) do
-        add("    %s%s dport %d dnat to %s:%d", port.host_ip and ("ip daddr " .. port.host_ip .. " ") or "",
-          port.protocol, port.host_port, address, port.container_port)
-      end
-    end
-  end
+  for _, rule in ipairs(port_rules(networks)) do add("    %s", rule) end
   add("  }")
   add("  chain prerouting {")
   add("    type nat hook prerouting priority dstnat; policy accept;")
@@ -245,13 +253,23 @@ function M.ruleset(networks)
   return table.concat(lines, "\n") .. "\n"
 end
 
-local function apply_rules(networks)
+-- Make lbox's table what `networks` say. When only leases changed, the
+-- ports chain alone is replaced (in one transaction as well): replacing
+-- the base chains makes the kernel unregister and register their hooks,
+-- which costs a start some 10 ms.
+local function apply_rules(networks, only_ports)
+  local name = M.table_name()
   if #networks == 0 then
-    try("cannot remove lbox's nftables table",
-      core.nft("add table ip " .. M.table_name() .. "\ndelete table ip " .. M.table_name() .. "\n"))
-  else
-    try("cannot write lbox's nftables rules", core.nft(M.ruleset(networks)))
+    try("cannot remove lbox's nftables table", core.nft("add table ip " .. name .. "\ndelete table ip " .. name .. "\n"))
+    return
   end
+  if only_ports then
+    local lines = { "flush chain ip " .. name .. " ports" }
+    for _, rule in ipairs(port_rules(networks)) do lines[#lines + 1] = "add rule ip " .. name .. " ports " .. rule end
+    -- a table missing (a reboot, or removed by hand) is made whole below
+    if core.nft(table.concat(lines, "\n") .. "\n") then return end
+  end
+  try("cannot write lbox's nftables rules", core.nft(M.ruleset(networks)))
 end
 
 --- The host end of container `id`'s veth.
@@ -431,7 +449,7 @@ function M.sweep()
   if not fs.kind(M.dir()) then return end
   locked(function()
     local networks = all_networks()
-    if sweep(networks) then apply_rules(networks) end
+    if sweep(networks) then apply_rules(networks, true) end
   end)
 end
 
@@ -439,7 +457,7 @@ end
 function M.list()
   return locked(function()
     local networks = all_networks()
-    if sweep(networks) then apply_rules(networks) end
+    if sweep(networks) then apply_rules(networks, true) end
     return networks
   end)
 end
@@ -569,7 +587,7 @@ end
 function M.admit(attachment)
   locked(function()
     local networks = all_networks()
-    if select(4, admit(networks, attachment)) then apply_rules(networks) end
+    if select(4, admit(networks, attachment)) then apply_rules(networks, true) end
   end)
 end
 
@@ -586,7 +604,7 @@ local function attach_locked(c, attachment)
   try("cannot create the container's veth", core.veth_add(veth, "eth0", c.pid))
   try("cannot attach the veth to " .. net.bridge, core.link_set(veth, { master = net.bridge, up = true }))
   -- the rules hold the networks and the published ports only
-  if #attachment.ports > 0 or rules_stale then apply_rules(networks) end
+  if #attachment.ports > 0 or rules_stale then apply_rules(networks, true) end
   write_hosts(net)
   return { address = address, prefix = prefix, gateway = net.gateway }
 end
@@ -624,7 +642,7 @@ function M.detach(c)
       end
     end
     if c.status == nil and link_exists(M.veth_name(c.id)) then core.link_del(M.veth_name(c.id)) end
-    if sweep(networks) or had_ports then apply_rules(networks) end
+    if sweep(networks) or had_ports then apply_rules(networks, true) end
   end)
 end
 
