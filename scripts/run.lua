@@ -45,7 +45,7 @@ local RUN_OPTIONS = {
 
 local LABELS = {
   hostname = "--hostname", workdir = "--workdir", env = "--env", rootfs = "--rootfs", image = "image",
-  name = "--name", user = "--user", network = "--network",
+  name = "--name", user = "--user", network = "--network", ["network.ports"] = "-p",
   volumes = "--volume",
   ["limits.memory"] = "--memory", ["limits.memory_swap"] = "--memory-swap",
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",

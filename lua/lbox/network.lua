@@ -499,9 +499,11 @@ end
 --- Check an attachment, the spec's `network` field: a network's name, or
 -- { name = "bridge", ports = { { host_port = 8080, container_port = 80,
 -- protocol = "tcp", host_ip = "127.0.0.1" } } }, without touching
--- anything; raises a user error. @return a normalized copy
-function M.check_attachment(attachment, label)
+-- anything; raises a user error naming the field by `label` (ports by
+-- `ports_label`). @return a normalized copy
+function M.check_attachment(attachment, label, ports_label)
   label = label or "network"
+  ports_label = ports_label or "network.ports"
   if type(attachment) == "string" then attachment = { name = attachment } end
   if type(attachment) ~= "table" then errors.raise(label .. ": a network's name or a table expected") end
   local name = attachment.name or M.DEFAULT.name
@@ -510,22 +512,22 @@ function M.check_attachment(attachment, label)
   local out = { name = name, ports = {} }
   local seen = {}
   for i, port in ipairs(attachment.ports or {}) do
-    if type(port) ~= "table" then errors.raise(string.format("%s: port %d must be a table", label, i)) end
+    if type(port) ~= "table" then errors.raise(string.format("%s: port %d must be a table", ports_label, i)) end
     local protocol = port.protocol or "tcp"
     if protocol ~= "tcp" and protocol ~= "udp" then
-      errors.raise(string.format("%s: protocol %q: use tcp or udp", label, tostring(protocol)))
+      errors.raise(string.format("%s: protocol %q: use tcp or udp", ports_label, tostring(protocol)))
     end
     for _, field in ipairs { "host_port", "container_port" } do
       local v = port[field]
       if math.type(v) ~= "integer" or v < 1 or v > 65535 then
-        errors.raise(string.format("%s: port %s is out of range (1-65535)", label, tostring(v)))
+        errors.raise(string.format("%s: port %s is out of range (1-65535)", ports_label, tostring(v)))
       end
     end
     if port.host_ip ~= nil and not M.parse_address(port.host_ip) then
-      errors.raise(string.format("%s: %q is not an IPv4 address", label, tostring(port.host_ip)))
+      errors.raise(string.format("%s: %q is not an IPv4 address", ports_label, tostring(port.host_ip)))
     end
     local key = protocol .. "/" .. port.host_port
-    if seen[key] then errors.raise(string.format("%s: port %d/%s is published twice", label, port.host_port, protocol)) end
+    if seen[key] then errors.raise(string.format("%s: port %d/%s is published twice", ports_label, port.host_port, protocol)) end
     seen[key] = true
     out.ports[i] = { host_ip = port.host_ip, host_port = port.host_port, container_port = port.container_port,
                      protocol = protocol }

@@ -162,7 +162,7 @@ function M.normalize(spec, labels)
   end
 
   if spec.network ~= nil then
-    out.network = network.check_attachment(spec.network, labels.network)
+    out.network = network.check_attachment(spec.network, labels.network, labels["network.ports"])
     if not out.namespaces.net then
       bad("network", "a container on a network needs a network namespace of its own")
     end
