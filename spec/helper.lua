@@ -317,6 +317,12 @@ function M.assert_no_leaks(before)
     core.kill(pid, core.SIGKILL)
     core.waitpid(pid)
   end
+  local known = {}
+  for _, name in ipairs(before.networks) do known[name] = true end
+  for _, name in ipairs(after.networks) do
+    local network_name = name:match("^(.+)%.json$")
+    if network_name and not known[name] and network_name ~= "bridge" then M.lbox_run { "network", "rm", network_name } end
+  end
   assert.are.same(before.cgroups, after.cgroups, "container cgroups left behind")
   assert.are.same(before.foreign, after.foreign, "container processes left behind")
   assert.are.same({}, children(), "child processes left behind")

@@ -168,6 +168,16 @@ describe("lbox network and containers on networks", function()
     ok(lbox { "run", "-d", "--name", "spec-p", "--network", "spec-b", "-p", "18080:80", "sleep", "30" })
     refused(lbox { "run", "--network", "spec-b", "-p", "18080:81", "true" }, "already published by container spec%-p")
     ok(lbox { "rm", "-f", "spec-p" })
+    -- a listener of the host's: no connection is ever made to it
+    local listener = helper.start { "/bin/busybox", "nc", "-l", "-p", "18086" }
+    finally(function()
+      if core.kill(listener.pid, core.SIGKILL) then helper.finish(listener) end
+    end)
+    assert.is_true(helper.eventually(function()
+      local sockets = helper.read_file("/proc/net/tcp") .. helper.read_file("/proc/net/tcp6")
+      return sockets:find(string.format(":%04X [0:]+ 0A", 18086)) ~= nil
+    end, 5), "the host's listener did not start")
+    refused(lbox { "run", "-p", "18086:80", "true" }, "18086/tcp: the port is already in use on the host")
     ok(lbox { "network", "rm", "spec-b" })
     -- a /29 holds five containers besides its gateway
     ok(lbox { "network", "create", "--subnet", "10.251.1.0/29", "spec-small" })

@@ -549,6 +549,19 @@ local function port_owner(networks, port)
   end
 end
 
+-- Is `port` bound by a socket of the host (a listening one for tcp)? Its
+-- traffic would go to the container instead: refused, as docker's proxy
+-- would fail to bind it.
+local function host_port_taken(port)
+  for _, family in ipairs { "", "6" } do
+    local text = fs.read_file("/proc/net/" .. port.protocol .. family) or ""
+    for local_port, st in text:gmatch("\n%s*%d+: %x+:(%x+) %x+:%x+ (%x+)") do
+      if tonumber(local_port, 16) == port.host_port and (port.protocol == "udp" or st == "0A") then return true end
+    end
+  end
+  return false
+end
+
 local function free_address(net)
   local base, prefix = M.parse_subnet(net.subnet)
   local gateway = M.parse_address(net.gateway)
@@ -576,6 +589,9 @@ local function admit(networks, attachment)
     if owner then
       errors.raise(string.format("-p %d/%s: the port is already published by container %s", port.host_port,
         port.protocol, owner.name or owner.id:sub(1, 12)))
+    end
+    if host_port_taken(port) then
+      errors.raise(string.format("-p %d/%s: the port is already in use on the host", port.host_port, port.protocol))
     end
   end
   local address, prefix = free_address(net)
