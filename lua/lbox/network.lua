@@ -178,15 +178,19 @@ end
 -- bridge so that published ports answer on the host's loopback (docker
 -- with userland-proxy=false does the same, instead of a proxy process per port).
 local function ensure_bridge(net)
+  -- each part on its own, so that one left half made (lbox killed
+  -- in the middle, say) is completed
+  local made = false
   if not link_exists(net.bridge) then
-    local _, prefix = M.parse_subnet(net.subnet)
     try("cannot create bridge " .. net.bridge, core.bridge_add(net.bridge))
-    local ok, msg = core.addr_add(net.bridge, net.gateway, prefix)
-    if ok then ok, msg = core.link_set(net.bridge, { up = true }) end
-    if not ok then
-      core.link_del(net.bridge)
-      errors.raise("cannot set up bridge " .. net.bridge .. ": " .. msg)
-    end
+    made = true
+  end
+  local _, prefix = M.parse_subnet(net.subnet)
+  local ok, msg, errno = core.addr_add(net.bridge, net.gateway, prefix)
+  if ok or errno == core.EEXIST then ok, msg = core.link_set(net.bridge, { up = true }) end
+  if not ok then
+    if made then core.link_del(net.bridge) end
+    errors.raise("cannot set up bridge " .. net.bridge .. ": " .. msg)
   end
   set_sysctl("net/ipv4/conf/" .. net.bridge .. "/route_localnet", "1")
   if fs.read_file("/proc/sys/net/ipv4/ip_forward") ~= "1\n" then
@@ -415,9 +419,10 @@ local function create_locked(name, subnet, gateway, bridge)
   end
   subnet = subnet or free_subnet(networks)
   local net = plan(name, subnet, gateway, networks, bridge)
-  ensure_bridge(net)
+  -- recorded first: a bridge is never made that no file names
+  write(net)
   local ok, err = pcall(function()
-    write(net)
+    ensure_bridge(net)
     networks[#networks + 1] = net
     apply_rules(networks)
   end)
