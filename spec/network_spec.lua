@@ -204,6 +204,33 @@ describe("lbox network and containers on networks", function()
     assert.are.same({}, network.inspect("bridge").leases)
   end)
 
+  it("completes a bridge left half-made (no address, down)", function()
+    ok(lbox { "network", "create", "--subnet", "10.251.5.0/24", "spec-half" })
+    local bridge = network.inspect("spec-half").bridge
+    assert(core.link_del(bridge))
+    assert(core.bridge_add(bridge))
+    local out = ok(lbox { "run", "--network", "spec-half", "ping", "-c", "1", "-W", "2", "10.251.5.1" })
+    assert.matches("1 packets received", out)
+    ok(lbox { "network", "rm", "spec-half" })
+  end)
+
+  it("checks the spec's network field before anything is made", function()
+    local lbox_api = require "lbox"
+    for _, case in ipairs {
+      { 42, "^network: a network's name or a table expected" },
+      { "host", '^network: "host" is not a network\'s name' },
+      { { name = "x", ports = { { host_port = 80 } } }, "^network%.ports: port nil is out of range" },
+      { { ports = { { host_port = 80, container_port = 80, protocol = "icmp" } } }, 'protocol "icmp"' },
+    } do
+      local made, err = pcall(lbox_api.container, { command = { "true" }, network = case[1] })
+      assert.is_false(made)
+      assert.matches(case[2], tostring(err))
+    end
+    local made, err = pcall(lbox_api.container, { command = { "true" }, network = "bridge", namespaces = { "pid" } })
+    assert.is_false(made)
+    assert.matches("needs a network namespace of its own", tostring(err))
+  end)
+
   it("records a container's network, address and ports for inspect", function()
     local id = ok(lbox { "run", "-d", "-p", "18085:80", "sleep", "30" }):match("%x+")
     local out = ok(lbox { "inspect", id })
