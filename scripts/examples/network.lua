@@ -15,7 +15,9 @@ local ok, err = pcall(function()
   web:start()
   local function ask(target, namespaces)
     local status = lbox.run { namespaces = namespaces, network = not namespaces and net.name or nil,
-      command = { "sh", "-c", "for i in 1 2 3 4 5; do nc -w 2 " .. target .. " && exit; sleep 0.2; done; exit 1" } }
+      -- until it answers: nc may end on its empty stdin before the answer came
+      command = { "sh", "-c", "for i in 1 2 3 4 5; do a=$(nc -w 2 " .. target .. ") && [ -n \"$a\" ] && echo \"$a\" && exit; "
+        .. "sleep 0.2; done; exit 1" } }
     print(string.format("%s: exit %d", target, status.exit_code))
   end
   ask("web 80")
