@@ -286,6 +286,11 @@ describe("lbox network and containers on networks", function()
       assert.is_true(reached(outside.run, HOST_ADDRESS), "no answer from the outside through " .. HOST_ADDRESS)
       assert.is_true(reached(function(script) return helper.sh("/bin/busybox " .. script) end, "127.0.0.1"),
         "no answer through 127.0.0.1")
+      -- from another container, through its gateway (an address of the host's)
+      local gateway = network.inspect("bridge").gateway
+      assert.is_true(reached(function(script)
+        return helper.lbox_run { "run", "--network", "bridge", "sh", "-c", script }
+      end, gateway), "no answer through the gateway " .. gateway)
       -- busybox has no UDP server or client to try it with: the rule, then
       local address = network.inspect("bridge").leases
       local rules = table.concat(helper.nft_rules(), "\n")

@@ -251,6 +251,9 @@ function M.ruleset(networks)
     add('    ip saddr %s oifname != "%s" masquerade', net.subnet, net.bridge)
     -- published ports reached through the host's loopback
     add('    ip saddr 127.0.0.0/8 oifname "%s" masquerade', net.bridge)
+    -- ... and from a container of the same bridge (hairpin): without this
+    -- the answer would go straight back over the bridge, unNATed
+    add('    ip saddr %s oifname "%s" ct status dnat masquerade', net.subnet, net.bridge)
   end
   add("  }")
   add("}")
