@@ -53,5 +53,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_tty(L);
   lbox_open_cgroup(L);
   lbox_open_net(L);
+  lbox_open_nft(L);
   return 1;
 }

@@ -8,6 +8,7 @@ local fs = require "lbox.fs"
 local images = require "lbox.images"
 local limits_table = require "lbox.limits"
 local lfs = require "lfs"
+local network = require "lbox.network"
 local units = require "lbox.units"
 local users = require "lbox.users"
 
@@ -16,7 +17,7 @@ local M = {}
 --- The fields a spec may have; any other is refused, as a typo would be.
 M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
-  "join", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
+  "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
 }
 local KNOWN_FIELDS = {}
 for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
@@ -147,6 +148,13 @@ function M.normalize(spec, labels)
     out.namespaces[name] = nil -- joined, not made
   end
 
+  if spec.network ~= nil then
+    out.network = network.check_attachment(spec.network, bad)
+    if not out.namespaces.net then
+      bad("network", "a container on a network needs a network namespace of its own")
+    end
+  end
+
   -- HOME comes from the user's /etc/passwd entry, inside
   out.env = { PATH = exec.DEFAULT_PATH, HOSTNAME = out.hostname, TERM = out.tty and "xterm" or nil }
   for name, value in pairs(spec.env or {}) do
@@ -163,7 +171,8 @@ end
 --- What starting the normalized `spec` takes from the host, checked before
 -- anything is made there, in one place: the image's root (the built-in
 -- image is made on first use), the --rootfs directory, the cgroup writes
--- the limits need. Raises a user error naming the field.
+-- the limits need, the network to join and its ports. Raises a user error
+-- naming the field.
 -- @return plan { lower = image root | nil, cgroup_writes = list }
 function M.plan(spec, labels)
   local bad = complainer(labels)
@@ -180,6 +189,9 @@ function M.plan(spec, labels)
   local writes, field, msg = cgroups.plan(spec.limits)
   if not writes then bad(field, "%s", msg) end
   plan.cgroup_writes = writes
+  -- an unknown or full network, a port published or bound already; the
+  -- network step checks again, under the networks' lock
+  if spec.network then network.check_admission(spec.network, bad) end
   return plan
 end
 
