@@ -229,6 +229,39 @@ describe("lbox network and containers on networks", function()
     local made, err = pcall(lbox_api.container, { command = { "true" }, network = "bridge", namespaces = { "pid" } })
     assert.is_false(made)
     assert.matches("needs a network namespace of its own", tostring(err))
+    -- what the host's networks cannot give: refused by the plan, named as the labels say
+    made, err = pcall(lbox_api.container, { command = { "true" }, network = "spec-nonesuch" })
+    assert.is_false(made)
+    assert.matches("^network: no such network spec%-nonesuch", tostring(err))
+    made, err = pcall(lbox_api.container, { command = { "true" }, network = "spec-nonesuch" }, { network = "--net" })
+    assert.is_false(made)
+    assert.matches("^%-%-net: no such network spec%-nonesuch", tostring(err))
+  end)
+
+  it("gives back the lease and the veth when a later start step fails, before the container's end", function()
+    local lbox_api = require "lbox"
+    local box = lbox_api.container { command = { "true" }, network = { ports = { { host_port = 18087,
+      container_port = 80 } } } }
+    local seen = {}
+    box:before("release_child", "fail", function(c)
+      seen.veth = helper.read_file("/sys/class/net/" .. network.veth_name(c.id) .. "/ifindex")
+      seen.lease = network.inspect("bridge").leases[c.spec.network_config.address]
+      seen.rules = table.concat(helper.nft_rules(), "\n")
+      error("spec: a step after the veth failed", 0)
+    end)
+    local names = box:steps()
+    assert.are.same({ "rootfs", "network", "cgroup" }, { table.unpack(names, 3, 5) })
+    assert.are.same({ "join_cgroup", "veth", "fail", "release_child" }, { table.unpack(names, 10, 13) })
+    local started, err = pcall(box.start, box)
+    assert.is_false(started)
+    assert.are.equal("spec: a step after the veth failed", err)
+    assert.truthy(seen.veth, "no veth before release_child")
+    assert.are.equal(box.id, seen.lease and seen.lease.id)
+    assert.matches("dport 18087 dnat", seen.rules)
+    -- the veth is gone (deleted while the process lived, or with its namespace)
+    assert.is_nil(helper.read_file("/sys/class/net/" .. network.veth_name(box.id) .. "/ifindex"))
+    assert.are.same({}, network.inspect("bridge").leases)
+    assert.is_nil(table.concat(helper.nft_rules(), "\n"):match("18087"))
   end)
 
   it("records a container's network, address and ports for inspect", function()
