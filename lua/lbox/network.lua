@@ -664,7 +664,7 @@ end
 -- to the network its spec names: a lease of an address, its and its
 -- peers' /etc/hosts, its /etc/resolv.conf and the rules for its ports.
 -- Pushes on `undo` (an lbox.undo list) what gives them back (detach).
--- @return { address, prefix, gateway }, for its init (network step)
+-- @return { address, prefix, gateway }, for its init (its eth0 step)
 function M.attach(c, undo)
   undo:push("leave network " .. c.spec.network.name, M.detach, c)
   local config = locked(lease_locked, c, c.spec.network)
