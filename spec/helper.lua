@@ -254,7 +254,8 @@ function M.nft_rules()
   local text = core.nft("list table ip " .. network.table_name()) or ""
   local rules = {}
   for _, line in ipairs(lines_of(text)) do
-    if line:find("dnat") then rules[#rules + 1] = line:match("^%s*(.-)%s*$") end
+    -- a published port's DNAT; not a network's hairpin masquerade ("ct status dnat")
+    if line:find(" dnat to ", 1, true) then rules[#rules + 1] = line:match("^%s*(.-)%s*$") end
     for bridge in line:gmatch('"(lbr%-%x+)"') do rules[#rules + 1] = "bridge " .. bridge end
   end
   table.sort(rules)
