@@ -32,23 +32,43 @@ local function write(path, text)
   fs.write_file(path, text)
 end
 
--- Each command's table, as options.command sees it when asked for --help.
+-- The table of the command `name` in the script at `path`, as
+-- options.command sees it when `lbox NAME... --help` runs.
+local DESCRIBED = {}
+local function describe(path, name, argv)
+  options.describe = function(command)
+    if command.name == name then error(setmetatable({ command = command }, DESCRIBED)) end
+  end
+  local ok, described = pcall(assert(loadfile(path)), table.unpack(argv))
+  options.describe = nil
+  assert(not ok and getmetatable(described) == DESCRIBED, path .. " did not describe " .. name .. ": "
+    .. tostring(described))
+  return described.command
+end
+
+-- Each command's table, and those of its subcommands (lbox network create...)
+-- in command.described_subcommands.
 local function commands()
   local found = {}
-  local DESCRIBED = {}
   for file in lfs.dir(root .. "/scripts") do
     local path = root .. "/scripts/" .. file
     local source = file:match("%.lua$") and fs.read_file(path) or ""
     if source:find("options.command(", 1, true) then
-      options.describe = function(command) error(setmetatable({ command = command }, DESCRIBED)) end
-      local ok, described = pcall(assert(loadfile(path)), "--help")
-      options.describe = nil
-      assert(not ok and getmetatable(described) == DESCRIBED, path .. " did not describe itself: " .. tostring(described))
-      found[#found + 1] = described.command
+      local command = describe(path, file:match("^(.*)%.lua$"), { "--help" })
+      command.described_subcommands = {}
+      for i, sub in ipairs(command.subcommands or {}) do
+        command.described_subcommands[i] = describe(path, command.name .. " " .. sub, { sub, "--help" })
+      end
+      found[#found + 1] = command
     end
   end
   table.sort(found, function(a, b) return a.name < b.name end)
   return found
+end
+
+-- "network create" -> "network\-create", as in page names
+local function page_name(command)
+  return (command.name:gsub(" ", "\\-"))
 end
 
 local function option_items(defs)
@@ -62,15 +82,20 @@ end
 local function command_page(command)
   local synopsis = {}
   for _, line in ipairs(command.synopsis) do
-    synopsis[#synopsis + 1] = ".B lbox " .. command.name .. "\n" .. roff(line) .. "\n.br"
+    synopsis[#synopsis + 1] = ".B lbox " .. command.name .. "\n" .. (line ~= "" and roff(line) .. "\n" or "") .. ".br"
   end
+  local see = {}
+  for _, sub in ipairs(command.described_subcommands or {}) do
+    see[#see + 1] = ".BR lbox\\-" .. page_name(sub) .. " (1),"
+  end
+  see[#see + 1] = ".BR lbox (1)"
   return table.concat({
-    string.format('.TH LBOX\\-%s 1 "" %s', command.name:upper(), FOOTER),
-    ".SH NAME", "lbox\\-" .. command.name .. " \\- " .. roff(command.summary),
+    string.format('.TH LBOX\\-%s 1 "" %s', page_name(command):upper(), FOOTER),
+    ".SH NAME", "lbox\\-" .. page_name(command) .. " \\- " .. roff(command.summary),
     ".SH SYNOPSIS", table.concat(synopsis, "\n"),
     ".SH DESCRIPTION", roff(command.description or command.summary),
     ".SH OPTIONS", option_items(options.with_help(command)),
-    ".SH SEE ALSO", ".BR lbox (1)",
+    ".SH SEE ALSO", table.concat(see, "\n"),
   }, "\n") .. "\n"
 end
 
@@ -155,7 +180,11 @@ local function completion(list)
     names[#names + 1] = command.name
     local flags = {}
     local with_value = {}
-    for _, def in ipairs(options.with_help(command)) do
+    local defs = options.with_help(command)
+    for _, sub in ipairs(command.described_subcommands) do
+      table.move(sub.options or {}, 1, #(sub.options or {}), #defs + 1, defs)
+    end
+    for _, def in ipairs(defs) do
       flags[#flags + 1] = "--" .. def[1]
       if def.short then flags[#flags + 1] = "-" .. def.short end
       if def.value then
@@ -202,11 +231,13 @@ _lbox() {
   case " $operands " in *" subcommands "*)
     # lbox image: its subcommand, then images to rm, else files to import
     if [ "$COMP_CWORD" -eq 2 ]; then words=$subcommands
-    elif [ "${COMP_WORDS[2]}" = rm ]; then operands=images
+    elif [ "$command ${COMP_WORDS[2]}" = "image rm" ]; then operands=images
+    elif [ "$command" = network ]; then operands=networks
     else COMPREPLY=($(compgen -f -- "$cur")); return
     fi ;;
   esac
   case " $operands " in *" images "*) words+=" $("$lbox" image ls 2>/dev/null | tail -n +2 | cut -d' ' -f1)" ;; esac
+  case " $operands " in *" networks "*) words+=" $("$lbox" network ls 2>/dev/null | tail -n +2 | cut -d' ' -f1)" ;; esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
   [ "$command" = run ] && COMPREPLY+=($(compgen -c -- "$cur"))
   return 0
@@ -219,6 +250,9 @@ local list = commands()
 write(out .. "/man1/lbox.1", main_page(list))
 for _, command in ipairs(list) do
   write(out .. "/man1/lbox-" .. command.name .. ".1", command_page(command))
+  for _, sub in ipairs(command.described_subcommands) do
+    write(out .. "/man1/lbox-" .. sub.name:gsub(" ", "-") .. ".1", command_page(sub))
+  end
 end
 write(out .. "/man7/lbox-api.7", api_page())
 write(out .. "/completion/lbox", completion(list))

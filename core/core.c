@@ -55,5 +55,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_net(L);
   lbox_open_seccomp(L);
   lbox_open_bpf(L);
+  lbox_open_nft(L);
   return 1;
 }

@@ -46,14 +46,19 @@ describe("the manual", function()
       local name = page:match("/lbox%-([%w-]+)%.1$")
       if name then commands[#commands + 1] = name end
     end
-    for _, expected in ipairs { "commit", "exec", "export", "image", "inspect", "kill", "logs", "ps", "rm", "run",
+    for _, expected in ipairs { "commit", "exec", "export", "image", "inspect", "kill", "logs", "network",
+                                "network-create", "network-ls", "network-inspect", "network-rm", "ps", "rm", "run",
                                 "stats", "stop", "wait" } do
       assert.is_true(contains(commands, expected), "no page for lbox " .. expected)
     end
     assert.is_truthy(helper.read_file(DOC .. "/man1/lbox.1"))
     assert.matches("%.SH NAME\nlbox\\%-api", helper.read_file(DOC .. "/man7/lbox-api.7"))
     for _, name in ipairs(commands) do
-      local help = helper.lbox_run { name, "--help" }
+      -- lbox-network-create(1) is lbox network create's
+      local argv = {}
+      for word in name:gmatch("[^-]+") do argv[#argv + 1] = word end
+      argv[#argv + 1] = "--help"
+      local help = helper.lbox_run(argv)
       assert.are.equal(0, help.code, help.err)
       local page = helper.read_file(DOC .. "/man1/lbox-" .. name .. ".1"):gsub("\\%-", "-")
       -- every option --help lists, with its text, and no other
@@ -64,7 +69,8 @@ describe("the manual", function()
       end
       local _, in_page = page:gsub("\n%.TP\n", "")
       assert.are.equal(listed, in_page, name)
-      assert.is_truthy(page:find(help.out:match("^usage: lbox " .. name .. " ([^\n]*)"), 1, true), name)
+      local command = table.concat(argv, " ", 1, #argv - 1)
+      assert.is_truthy(page:find(help.out:match("^usage: lbox " .. command .. " ?([^\n]*)"), 1, true), name)
     end
   end)
 
@@ -96,6 +102,8 @@ describe("bash completion", function()
     assert.are.same({ "--tail" }, complete("logs --ta"))
     assert.are.same({ "--force" }, complete("rm --f"))
     assert.are.same({ "import", "ls", "rm" }, complete("image "))
+    assert.are.same({ "create", "inspect", "ls", "rm" }, complete("network "))
+    assert.are.same({ "--gateway" }, complete("network create --ga"))
   end)
 
   it("completes container names and ids, and images", function()

@@ -8,6 +8,7 @@ local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local inside = require "lbox.inside"
+local network = require "lbox.network"
 local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local state = require "lbox.state"
@@ -89,6 +90,12 @@ M.start_steps = {
   { "rootfs", function(c)
     -- in the directory, removed with it
     c.spec.root = rootfs.prepare(c.id, c.spec, c.plan)
+  end },
+  { "network", function(c)
+    -- before the clone, so that the init has its address through the fork:
+    -- a lease on the network planned (lbox.network), the /etc/hosts of its
+    -- containers, the rules of its ports; its undo gives them back
+    if c.spec.network then c.spec.network_config = network.attach(c, c.undo) end
   end },
   { "cgroup", function(c)
     -- the limits' writes, and the device rules (lbox.devices) when planned
@@ -172,8 +179,13 @@ M.start_steps = {
       try("cannot move the container into its cgroup", c.cgroup:attach(c.pid))
     end
   end },
+  { "veth", function(c)
+    -- its inner end, eth0, made in the namespace of the init, which waits
+    -- for release_child; it goes with that namespace when the process ends
+    if c.spec.network then network.link(c, c.undo) end
+  end },
   { "release_child", function(c)
-    -- sync 1: the child is in its cgroup and may go on
+    -- sync 1: the child is in its cgroup (and on its network) and may go on
     try("cannot release the container's init", core.write(c.sync_write, inside.GO))
     c:close_fds("sync_write")
   end },

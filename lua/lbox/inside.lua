@@ -8,6 +8,7 @@ local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local mounts = require "lbox.mounts"
+local network = require "lbox.network"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
 
@@ -95,6 +96,11 @@ M.steps = {
   { "loopback", function(ctx)
     -- a new network namespace's lo is down; docker's --network none has it up
     if ctx.spec.namespaces.net then try("cannot bring up the loopback interface", core.link_up("lo")) end
+  end },
+  { "eth0", function(ctx)
+    -- a network's: put here by lbox's veth step before it let this process
+    -- go on; its address came with the fork (lbox's network step)
+    if ctx.spec.network_config then network.configure_inside(ctx.spec.network_config) end
   end },
   { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only) end },
   { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },

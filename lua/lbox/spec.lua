@@ -10,6 +10,7 @@ local fs = require "lbox.fs"
 local images = require "lbox.images"
 local limits_table = require "lbox.limits"
 local lfs = require "lfs"
+local network = require "lbox.network"
 local seccomp = require "lbox.seccomp"
 local store = require "lbox.store"
 local units = require "lbox.units"
@@ -20,7 +21,7 @@ local M = {}
 --- The fields a spec may have; any other is refused, as a typo would be.
 M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
-  "join", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
+  "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
   "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
 }
 local KNOWN_FIELDS = {}
@@ -152,6 +153,13 @@ function M.normalize(spec, labels)
     out.namespaces[name] = nil -- joined, not made
   end
 
+  if spec.network ~= nil then
+    out.network = network.check_attachment(spec.network, bad)
+    if not out.namespaces.net then
+      bad("network", "a container on a network needs a network namespace of its own")
+    end
+  end
+
   -- HOME comes from the user's /etc/passwd entry, inside
   out.env = { PATH = exec.DEFAULT_PATH, HOSTNAME = out.hostname, TERM = out.tty and "xterm" or nil }
   for name, value in pairs(spec.env or {}) do
@@ -171,8 +179,8 @@ end
 -- image is made on first use), the --rootfs directory, the cgroup writes
 -- the limits need, the device nodes to make and the rules that guard them
 -- (and where this host's cgroups keep those), the seccomp program (read
--- from a profile file, or the store's cache). Raises a user error naming
--- the field.
+-- from a profile file, or the store's cache), the network to join and its
+-- ports. Raises a user error naming the field.
 -- @return plan { lower = image root | nil, cgroup_writes = list,
 --   devices = nodes (lbox.devices), device_plan = nil | from
 --   cgroups.plan_devices, seccomp_program = BPF | nil (unconfined) }
@@ -192,6 +200,9 @@ function M.plan(spec, labels)
   if not writes then bad(field, "%s", msg) end
   plan.cgroup_writes = writes
   M.plan_confinement(spec, plan, bad)
+  -- an unknown or full network, a port published or bound already; the
+  -- network step checks again, under the networks' lock
+  if spec.network then network.check_admission(spec.network, bad) end
   return plan
 end
 
