@@ -88,7 +88,7 @@ test: all
 # layer: the store goes on a tmpfs there.
 test-v2: all
 	spec/v2vm/run-in-v2vm.sh -t 2400 -r -e LBOX_STORE=/tmp/lbox-store $(CURDIR) \
-	  'spec/v2vm/add-swap && $(BUSTED) spec'
+	  'spec/v2vm/add-swap && spec/v2vm/add-network-modules && $(BUSTED) spec'
 
 check: all
 	spec/run-suites

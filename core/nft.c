@@ -7,7 +7,10 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <nftables/libnftables.h>
+#include <linux/netlink.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -66,6 +69,12 @@ static int nft_run(lua_State *L) {
     lua_pushinteger(L, ENOENT);
     return 3;
   }
+  /* libnftables exit()s the whole process when it cannot open its netlink
+   * socket (a kernel without nf_tables): find that out first, as a failure */
+  int probe = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (probe < 0)
+    return lbox_fail(L, "nft", "netlink netfilter socket");
+  close(probe);
   struct nft_ctx *ctx = nft.ctx_new(NFT_CTX_DEFAULT);
   if (!ctx)
     return lbox_fail_errno(L, ENOMEM, "nft", NULL);
