@@ -273,12 +273,18 @@ describe("images", function()
         .. "mknod d/null c 1 3 && tar -cf device.tar d/null && rm d/null && "
         .. "ln -s /etc d/etc && tar -cf through.tar d/etc --transform 's,d/etc,e,' && "
         .. "printf 'e/passwd\\n' > list && rm d/etc && mkdir e && echo evil > e/passwd && "
-        .. "tar -rf through.tar e/passwd && gzip -k truncated.tar")
+        .. "tar -rf through.tar e/passwd && gzip -k truncated.tar && "
+        -- a symlink, then a hard link of the same name (which clears nothing:
+        -- its extraction may fail and leave the symlink), then a file through it
+        .. "mkdir -p h/etc && ln -s /etc h/etc/x && tar -C h -cf relinked.tar etc/x && rm h/etc/x && "
+        .. "echo a > h/etc/f && ln h/etc/f h/etc/x && tar -C h -rf relinked.tar etc/f etc/x && rm h/etc/x && "
+        .. "mkdir h/etc/x && echo evil > h/etc/x/owned && tar -C h -rf relinked.tar etc/x/owned")
       for file, pattern in pairs {
         ["truncated.tar"] = "truncated archive", ["truncated.tar.gz"] = "truncated archive",
         ["junk.tar"] = "corrupt archive", ["climb.tar"] = "climbs out", ["absolute.tar"] = "absolute path",
         ["symlink.tar"] = "symlink points out", ["device.tar"] = "device node",
         ["through.tar"] = "goes through the symlink",
+        ["relinked.tar"] = "goes through the symlink etc/x",
       } do
         refused({ "image", "import", work .. "/" .. file, "lbox-spec-hostile" }, pattern)
       end

@@ -137,9 +137,10 @@ function M.check(entries)
         return refuse("symlink points out of the image: " .. e.link)
       end
       symlinks[name] = true
-    elseif symlinks[name] then
-      symlinks[name] = nil
     end
+    -- a later entry of the same name does not clear the mark: its
+    -- extraction may fail (a hard link to nothing) and leave the symlink
+    -- in place for the entries after it
     if e.type == "hardlink" then
       if e.link:sub(1, 1) == "/" or not normalize(e.link) or symlinks[normalize(e.link)] then
         return refuse("hard link to " .. e.link)
