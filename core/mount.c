@@ -1,7 +1,8 @@
 /* Mounts and the nodes a root filesystem needs: mount(2), umount2(2),
- * pivot_root(2), mknod(2). Which mounts, in what order,
+ * pivot_root(2), mount_setattr(2), mknod(2). Which mounts, in what order,
  * is decided in Lua. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,6 +46,24 @@ static int mount_pivot_root(lua_State *L) {
   return 1;
 }
 
+/* mount_setattr(path, set, clear [, "recursive"]) -> true | fail, msg, errno
+ * Set and clear MOUNT_ATTR_* flags of the mount at path; with "recursive",
+ * of every mount below it too (which a bind remount cannot do).
+ * See mount_setattr(2). */
+static int mount_setattr_(lua_State *L) {
+  static const char *const scopes[] = {"single", "recursive", NULL};
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer set = luaL_checkinteger(L, 2), clear = luaL_checkinteger(L, 3);
+  int recursive = luaL_checkoption(L, 4, "single", scopes) == 1;
+  luaL_argcheck(L, set >= 0 && set <= 0xffffffffL, 2, "flags out of range");
+  luaL_argcheck(L, clear >= 0 && clear <= 0xffffffffL, 3, "flags out of range");
+  struct mount_attr attr = {.attr_set = (__u64)set, .attr_clr = (__u64)clear};
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr, sizeof attr) < 0)
+    return lbox_fail(L, "mount_setattr", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* mknod(path, "char"|"block"|"fifo", mode [, major, minor]) -> true | fail, msg, errno
  * See mknod(2). */
 static int mount_mknod(lua_State *L) {
@@ -66,6 +85,7 @@ static int mount_mknod(lua_State *L) {
 static const luaL_Reg mount_funcs[] = {
   {"mknod", mount_mknod},
   {"mount", mount_mount},
+  {"mount_setattr", mount_setattr_},
   {"pivot_root", mount_pivot_root},
   {"umount", mount_umount},
   {NULL, NULL}
@@ -73,6 +93,10 @@ static const luaL_Reg mount_funcs[] = {
 
 static const struct lbox_constant mount_constants[] = {
   {"MNT_DETACH", MNT_DETACH},
+  {"MOUNT_ATTR_NODEV", MOUNT_ATTR_NODEV},
+  {"MOUNT_ATTR_NOEXEC", MOUNT_ATTR_NOEXEC},
+  {"MOUNT_ATTR_NOSUID", MOUNT_ATTR_NOSUID},
+  {"MOUNT_ATTR_RDONLY", MOUNT_ATTR_RDONLY},
   {"MS_BIND", MS_BIND},
   {"MS_NODEV", MS_NODEV},
   {"MS_NOEXEC", MS_NOEXEC},

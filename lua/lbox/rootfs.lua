@@ -154,7 +154,7 @@ function M.open(ref)
     core.set_pdeathsig(core.SIGKILL)
     local ok, why = core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE)
     if ok then
-      ok, why = core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY, overlay_options(found.lower, dir))
+      ok, why = core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY | NODEV, overlay_options(found.lower, dir))
     end
     core.write(ready_write, ok and "ok" or why)
     core.close(ready_write)
@@ -231,17 +231,25 @@ local function mount(what, ...)
   return try("cannot mount " .. what, core.mount(...))
 end
 
---- Mount the root: the image's overlay, or a bind of the directory
+-- Device nodes in an image or a volume never open a host device: the
+-- container's /dev is lbox's own, and until device rules exist, every other
+-- mount of the container's files is nodev, submounts included.
+local function no_devices(what, target)
+  try("cannot mount " .. what .. " nodev", core.mount_setattr(target, core.MOUNT_ATTR_NODEV, 0, "recursive"))
+end
+
+--- Mount the root, nodev: the image's overlay, or a bind of the directory
 -- (pivot_root needs a mount point).
 function M.mount_root(root)
   if root.overlay then
-    local ok, msg = core.mount("overlay", root.path, "overlay", 0, root.overlay)
+    local ok, msg = core.mount("overlay", root.path, "overlay", NODEV, root.overlay)
     if not ok then
       errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. images.store()
         .. ", or $LBOX_STORE) must be on a filesystem overlayfs can write to, such as ext4, xfs or tmpfs")
     end
   else
     mount("the container's root", root.path, root.path, nil, BIND | REC)
+    no_devices("the container's root", root.path)
   end
 end
 
@@ -299,7 +307,8 @@ function M.mount_dev(root, console)
   end
 end
 
---- Bind each volume { host, target, readonly } at its target inside the root.
+--- Bind each volume { host, target, readonly } at its target inside the
+-- root, nodev.
 function M.mount_volumes(root, volumes)
   for _, v in ipairs(volumes) do
     local target = ensure(root.path, v.target, fs.kind(v.host) ~= "directory")
@@ -307,6 +316,8 @@ function M.mount_volumes(root, volumes)
     if v.readonly then
       mount(v.target .. " read-only", nil, target, nil, REMOUNT | BIND | RDONLY | REC)
     end
+    -- after the remount, which would clear it
+    no_devices(v.target, target)
   end
 end
 
@@ -355,7 +366,7 @@ end
 
 --- --read-only: the root itself read-only; /dev, /proc and volumes keep their own modes.
 function M.make_read_only()
-  mount("/ read-only", nil, "/", nil, REMOUNT | BIND | RDONLY)
+  mount("/ read-only", nil, "/", nil, REMOUNT | BIND | RDONLY | NODEV)
 end
 
 return M
