@@ -6,6 +6,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
+local lfs = require "lfs"
 local rootfs = require "lbox.rootfs"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
@@ -45,6 +46,9 @@ for sig = 1, 64 do
 end
 
 M.READ_SIZE = 65536
+
+-- The group of terminals: docker's devpts gid, Debian's "tty".
+M.TTY_GID = 5
 
 -- The container's umask: docker's (runc's default).
 M.UMASK = tonumber("022", 8)
@@ -144,6 +148,9 @@ M.steps = {
     if ctx.console then
       -- the container's own terminal, opened again as its /dev/console
       local console = try("cannot open the console", core.open("/dev/console", "rw"))
+      -- as docker's, whatever the host's devpts gives: root:tty, 0620
+      try("cannot give the console to the tty group", core.fchown(console, 0, M.TTY_GID))
+      try("cannot set the console's mode", core.fchmod(console, tonumber("620", 8)))
       try("cannot take the terminal", core.set_controlling_tty(console))
       for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
     elseif not ctx.spec.stdin and not ctx.spec.stdio.stdin then
@@ -191,12 +198,28 @@ function M.become_user(user, env)
   -- root too: the groups, umask and session keyring lbox runs with are the
   -- host's, not the container's
   core.umask(M.UMASK)
+  M.give_stdio(found.uid)
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))
   -- as the user, who owns it then; without keyrings (or over the user's
   -- key quota) the command keeps lbox's, as runc does when it may not
   core.new_session_keyring()
+end
+
+--- Make the user the owner of the container's stdio, as runc does, so that
+-- it can open them again (/dev/stdout, /proc/self/fd/1, a shell's
+-- `exec >/dev/tty`): the pipes, and the terminal when it is the container's
+-- own console. Never a file or a terminal of the host's that lbox was
+-- given: those keep their owner.
+function M.give_stdio(uid)
+  local console = lfs.attributes("/dev/console")
+  for fd = 0, 2 do
+    local stdio = lfs.attributes("/proc/self/fd/" .. fd)
+    local own = stdio and (stdio.mode == "named pipe" or stdio.mode == "socket"
+      or (console and console.mode == "char device" and stdio.mode == "char device" and stdio.rdev == console.rdev))
+    if own and stdio.uid ~= uid then try("cannot give the user its stdio", core.fchown(fd, uid)) end
+  end
 end
 
 --- Everything `fd` gives until end of file. @return string | nil, message

@@ -291,9 +291,12 @@ end
 function M.mount_dev(root, console)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
+  -- 0666 as docker's, which the umask lbox runs with would cut
+  local umask = core.umask(0)
   for _, d in ipairs(DEVICES) do
     try("cannot create /dev/" .. d[1], core.mknod(dev .. "/" .. d[1], "char", tonumber("666", 8), d[2], d[3]))
   end
+  core.umask(umask)
   for name, target in pairs(DEV_LINKS) do
     try("cannot link /dev/" .. name, lfs.link(target, dev .. "/" .. name, true))
   end
