@@ -25,6 +25,9 @@ M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
 M.CAPABILITIES = inside.CAPABILITIES
 M.init_steps = inside.steps
 local WATCHED_SIGNALS = inside.WATCHED_SIGNALS
+-- Signals that end a wait with the error "interrupted" instead of going to
+-- the container: the REPL's Ctrl-C (lbox.repl).
+M.INTERRUPTING_SIGNALS = {}
 local READ_SIZE = inside.READ_SIZE
 local run_init = inside.run
 
@@ -275,6 +278,8 @@ end
 -- size of lbox's terminal on to `master`, and what is typed (with `stdin`)
 -- and printed between lbox's terminal and `master`. Signals are held.
 local function supervise(pid, has_ended, master, stdin)
+  -- held already, unless a REPL opened one for its evaluation
+  try("cannot block signals", core.sigmask("block", WATCHED_SIGNALS))
   local sigfd = try("cannot watch signals", core.signalfd(WATCHED_SIGNALS))
   local watched = { sigfd }
   if master then
@@ -287,6 +292,9 @@ local function supervise(pid, has_ended, master, stdin)
       for sig in function() return core.read_signal(sigfd) end do
         if sig == core.SIGWINCH then
           if master and core.isatty(0) then terminal.copy_size(0, master) end
+        elseif M.INTERRUPTING_SIGNALS[sig] then
+          core.close(sigfd)
+          error("interrupted", 0)
         elseif sig ~= core.SIGCHLD and sig ~= core.SIGPIPE then
           core.kill(pid, sig)
         end
