@@ -7,6 +7,7 @@ local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local lfs = require "lfs"
+local pid1 = require "lbox.pid1"
 local rootfs = require "lbox.rootfs"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
@@ -122,7 +123,7 @@ M.steps = {
   { "mount_cgroups", function(ctx)
     rootfs.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
   end },
-  { "mount_dev", function(ctx) rootfs.mount_dev(ctx.spec.root, ctx.console) end },
+  { "mount_dev", function(ctx) rootfs.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end },
   { "mount_volumes", function(ctx) rootfs.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
   { "mount_tmpfs", function(ctx) rootfs.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) rootfs.mount_etc_files(ctx.spec.root) end },
@@ -160,6 +161,18 @@ M.steps = {
     -- and nothing else: what lbox inherited (a shell's 3</etc/shadow) stays out
     try("cannot close lbox's descriptors", core.cloexec_from(3))
   end },
+  { "ulimits", function(ctx)
+    -- while lbox may still raise a hard limit (CAP_SYS_RESOURCE)
+    for name, limit in pairs(ctx.spec.ulimits or {}) do
+      local ok, msg, errno = core.setrlimit(name, limit[1], limit[2])
+      if not ok and limit.default and errno == core.EPERM then
+        -- a default lbox may not raise (no CAP_SYS_RESOURCE): as far as it can
+        local _, hard = core.getrlimit(name)
+        ok, msg = core.setrlimit(name, hard, hard)
+      end
+      try("cannot set the " .. name .. " limit", ok, msg)
+    end
+  end },
   { "capabilities", function()
     try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES))
   end },
@@ -177,6 +190,8 @@ M.steps = {
       io.stderr:flush()
       core._exit(ok and (math.tointeger(result) or (result == false and 1) or 0) or 1)
     end
+    -- --init: a small init as PID 1, the command as its child
+    if ctx.spec.init then pid1.run(ctx.spec.command, ctx.spec.env) end
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }

@@ -7,6 +7,7 @@ local fs = require "lbox.fs"
 local images = require "lbox.images"
 local lfs = require "lfs"
 local state = require "lbox.state"
+local workload = require "lbox.workload"
 
 local M = {}
 
@@ -112,10 +113,10 @@ function M.prepare(id, spec)
     -- like docker: a missing host directory is created
     if not fs.kind(v.host) then try("cannot create volume " .. v.host, fs.mkdir_p(v.host)) end
   end
-  local resolv = fs.read_file("/etc/resolv.conf") or ""
+  local resolv = workload.resolv_conf(fs.read_file("/etc/resolv.conf") or "", spec.dns or {})
   for name, content in pairs {
     hostname = spec.hostname .. "\n",
-    hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" .. spec.hostname .. "\n",
+    hosts = workload.hosts(spec.hostname, spec.extra_hosts or {}),
     ["resolv.conf"] = resolv,
   } do
     fs.write_file(dir .. "/" .. name, content)
@@ -288,7 +289,7 @@ end
 
 --- A fresh /dev: device nodes, a private devpts, /dev/shm, the usual links,
 -- and the terminal as /dev/console under -t.
-function M.mount_dev(root, console)
+function M.mount_dev(root, console, shm_size)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
   -- 0666 as docker's, which the umask lbox runs with would cut
@@ -302,7 +303,8 @@ function M.mount_dev(root, console)
   end
   for _, sub in ipairs { "pts", "shm", "mqueue" } do lfs.mkdir(dev .. "/" .. sub) end
   mount("/dev/pts", "devpts", dev .. "/pts", "devpts", NOSUID | NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
-  mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=1777,size=65536k")
+  mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC,
+    "mode=1777,size=" .. (shm_size or 65536 * 1024))
   mount("/dev/mqueue", "mqueue", dev .. "/mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
   if console then
     fs.write_file(dev .. "/console", "")
@@ -324,10 +326,15 @@ function M.mount_volumes(root, volumes)
   end
 end
 
---- An empty tmpfs at each target inside the root (writable even with --read-only).
-function M.mount_tmpfs(root, targets)
-  for _, target in ipairs(targets) do
-    mount(target, "tmpfs", ensure(root.path, target), "tmpfs", NOSUID | NODEV, "mode=1777,size=65536k")
+local TMPFS_FLAGS = { rdonly = RDONLY, noexec = NOEXEC, nosuid = NOSUID, nodev = NODEV }
+
+--- An empty tmpfs at each { target, flags, data } (lbox.spec) inside the
+-- root (writable even with --read-only, unless its flags say rdonly).
+function M.mount_tmpfs(root, mounts)
+  for _, m in ipairs(mounts) do
+    local flags = NODEV
+    for name in pairs(m.flags) do flags = flags | TMPFS_FLAGS[name] end
+    mount(m.target, "tmpfs", ensure(root.path, m.target), "tmpfs", flags, m.data)
   end
 end
 

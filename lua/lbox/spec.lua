@@ -6,7 +6,14 @@
 --       rootfs = "/srv/root",                  -- a directory to run on as it is
 --       volumes = { { host = "/srv/data", target = "/data", readonly = false } },
 --       read_only = false,                     -- the root mounted read-only
---       tmpfs = { "/work" },                   -- empty tmpfs mounts
+--       tmpfs = { "/work", { target = "/run", options = "size=10m,exec" } },
+--                                              -- empty tmpfs mounts: a path (nosuid, 64 MiB), or
+--                                              --   docker's --tmpfs options (noexec, nosuid)
+--       ulimits = { nofile = { 1024, 4096 } }, -- soft, hard (-1: unlimited); default nofile 1048576
+--       shm_size = bytes,                      -- /dev/shm, default 64 MiB
+--       extra_hosts = { { name = "db", ip = "10.0.0.5" } },  -- more /etc/hosts lines
+--       dns = { "9.9.9.9" },                   -- /etc/resolv.conf nameservers (default: the host's)
+--       init = false,                          -- a small init as PID 1 (lbox.init_process)
 --       stdio = { stdin = fd, stdout = fd },   -- lbox's descriptors as the container's
 --   command may also be a Lua function: the container's init runs it
 --   instead of exec (fork semantics); its result is the exit code.
@@ -37,6 +44,7 @@ local fs = require "lbox.fs"
 local images = require "lbox.images"
 local units = require "lbox.units"
 local users = require "lbox.users"
+local workload = require "lbox.workload"
 
 local M = {}
 
@@ -123,12 +131,20 @@ function M.normalize(spec, labels)
     out.stdio[name] = fd
   end
   out.tmpfs = {}
-  for i, target in ipairs(spec.tmpfs or {}) do
+  for i, entry in ipairs(spec.tmpfs or {}) do
+    local target = type(entry) == "table" and entry.target or entry
     if type(target) ~= "string" or target:sub(1, 1) ~= "/" then
       bad("tmpfs", "mount %d: target must be an absolute path in the container", i)
     end
-    out.tmpfs[i] = target
+    if type(entry) == "string" then
+      out.tmpfs[i] = { target = target, flags = { nosuid = true, nodev = true }, data = "mode=1777,size=65536k" }
+    else
+      local mount, msg = workload.tmpfs_mount(entry)
+      if not mount then bad("tmpfs", "%s: %s", target, msg) end
+      out.tmpfs[i] = mount
+    end
   end
+  workload.check(spec, out, bad)
 
   out.volumes = {}
   for i, v in ipairs(spec.volumes or {}) do

@@ -1,0 +1,108 @@
+-- docker's flags real workloads need: --ulimit, --tmpfs, --shm-size,
+-- --add-host, --dns, --init. Bad input: one line, exit 125, nothing left.
+local core = require "lbox.core"
+local helper = require "helper"
+
+-- mount options of `target` as the container's mountinfo gives them: per
+-- mount, then the superblock's
+local MOUNT_OPTIONS = [[mo() { awk -v t="$1" '$5 == t { for (i = 7; $i != "-"; i++); print $6, $(i + 3) }' ]]
+  .. [[/proc/self/mountinfo; }; mo]]
+
+describe("workload flags", function()
+  local before
+  before_each(function() before = helper.snapshot() end)
+  after_each(function() helper.assert_no_leaks(before) end)
+
+  local function run(args)
+    local r = helper.lbox_run(args)
+    assert.are.equal(0, r.code, table.concat(args, " ") .. ": " .. r.err)
+    return r.out
+  end
+
+  local function refused(args, pattern)
+    local r = helper.lbox_run(args)
+    assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
+    assert.matches("^lbox: error: [^\n]+\n$", r.err)
+    assert.matches(pattern, r.err)
+  end
+
+  it("--ulimit sets soft and hard limits; open files default to docker's, as far as lbox may raise them", function()
+    assert.are.equal("100 200\n0 0\nunlimited unlimited\n", run { "run", "--ulimit", "nofile=100:200",
+      "--ulimit", "core=0", "--ulimit", "stack=unlimited", "sh", "-c",
+      "echo $(ulimit -Sn) $(ulimit -Hn); echo $(ulimit -Sc) $(ulimit -Hc); echo $(ulimit -Ss) $(ulimit -Hs)" })
+    -- without CAP_SYS_RESOURCE (some hosts' root), only up to lbox's own hard limit
+    local _, hard = core.getrlimit("nofile")
+    local caps = helper.read_file("/proc/self/status"):match("CapEff:%s*(%x+)")
+    local nr_open = tonumber(helper.read_file("/proc/sys/fs/nr_open"))
+    local expected = (tonumber(caps, 16) & (1 << 24)) ~= 0 and math.min(1048576, nr_open) or hard
+    assert.are.equal(expected .. " " .. expected .. "\n", run { "run", "sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn)" })
+  end)
+
+  it("--tmpfs mounts with docker's defaults or the options given; --shm-size sizes /dev/shm", function()
+    local out = run { "run", "--tmpfs", "/data", "--tmpfs", "/run/x:size=1m,exec,mode=700,uid=65534",
+      "--shm-size", "2m", "sh", "-c", MOUNT_OPTIONS .. " /data; " .. MOUNT_OPTIONS .. " /run/x; "
+      .. MOUNT_OPTIONS .. " /dev/shm; stat -c '%a %u' /data /run/x; head -c 3m /dev/zero 2>/dev/null > /dev/shm/f; "
+      .. "ls -l /dev/shm/f | awk '{print $5}'" }
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.matches("^rw,nosuid,nodev,noexec,[^ ]* rw$", lines[1]) -- mode 1777 and no size: not shown
+    assert.matches("^rw,nosuid,nodev,[^ ]* rw,size=1024k,mode=700,uid=65534", lines[2])
+    assert.is_nil(lines[2]:find("noexec"))
+    assert.matches("^rw,nosuid,nodev,noexec,[^ ]* rw,size=2048k", lines[3])
+    assert.are.same({ "1777 0", "700 65534" }, { lines[4], lines[5] })
+    -- 3m written, 2m kept: the rest did not fit
+    assert.are.equal(tostring(2 * 1024 * 1024), lines[#lines])
+  end)
+
+  it("--add-host and --dns write /etc/hosts and /etc/resolv.conf", function()
+    local out = run { "run", "-h", "box", "--add-host", "db:10.0.0.5", "--add-host", "six:[fd00::1]",
+      "--dns", "9.9.9.9", "--dns", "2620:fe::fe", "sh", "-c", "cat /etc/hosts; echo --; cat /etc/resolv.conf" }
+    local hosts, resolv = out:match("^(.-)%-%-\n(.*)$")
+    assert.are.equal("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.5\tdb\n"
+      .. "fd00::1\tsix\n127.0.1.1\tbox\n", hosts)
+    assert.matches("nameserver 9%.9%.9%.9\nnameserver 2620:fe::fe\n$", resolv)
+    assert.are.equal(2, select(2, resolv:gsub("nameserver", "")), "the host's nameservers are replaced")
+    -- the host's search and options lines stay
+    for line in (helper.read_file("/etc/resolv.conf") or ""):gmatch("[^\n]+") do
+      if line:match("^search ") or line:match("^options ") then assert.matches(line, resolv, 1, true) end
+    end
+  end)
+
+  describe("--init", function()
+    it("reaps orphans that end, which a shell as PID 1 leaves as zombies", function()
+      -- PID 1 (or the init's child) becomes a sleep, which reaps nothing
+      local script = "(sh -c 'sleep 0.1 & exit 0'; sleep 0.6; ps -o stat,comm | grep -c '^Z') & exec sleep 1"
+      assert.are.equal("1\n", run { "run", "sh", "-c", script })
+      assert.are.equal("0\n", run { "run", "--init", "sh", "-c", script })
+    end)
+
+    it("passes signals on to the command and exits as it did", function()
+      local proc = helper.start { helper.lbox, "run", "--init", "sh", "-c",
+        "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done" }
+      helper.read_until(proc.out_fd, "ready\n")
+      core.kill(proc.pid, core.SIGTERM)
+      local r = helper.finish(proc, 10)
+      assert.are.same({ 7, "got TERM\n" }, { r.code, r.out }, r.err)
+      assert.are.equal(137, helper.lbox_run({ "run", "--init", "sh", "-c", "kill -9 $$" }).code)
+      local missing = helper.lbox_run { "run", "--init", "no-such-command" }
+      assert.are.equal(127, missing.code)
+      assert.matches('"no%-such%-command": executable file not found', missing.err)
+      assert.are.equal("1\n", run { "run", "--init", "sh", "-c", "ps -o pid,comm | grep -c '^ *1 lbox'" })
+    end)
+  end)
+
+  it("refuses bad values: one line, exit 125, nothing left", function()
+    refused({ "run", "--ulimit", "files=10", "true" }, '%-%-ulimit "files=10": unknown limit "files"')
+    refused({ "run", "--ulimit", "nofile", "true" }, "use NAME=SOFT%[:HARD%]")
+    refused({ "run", "--ulimit", "nofile=20:10", "true" }, "soft limit 20 is above the hard limit 10")
+    refused({ "run", "--ulimit", "nofile=x", "true" }, "whole numbers")
+    refused({ "run", "--tmpfs", "data", "true" }, "absolute path")
+    refused({ "run", "--tmpfs", "/data:size=lots", "true" }, 'invalid size "lots"')
+    refused({ "run", "--tmpfs", "/data:suid,bogus", "true" }, 'unknown tmpfs option "bogus"')
+    refused({ "run", "--shm-size", "0", "true" }, "%-%-shm%-size: invalid size")
+    refused({ "run", "--add-host", "db", "true" }, '%-%-add%-host "db": use NAME:IP')
+    refused({ "run", "--add-host", "db:300.1.1.1", "true" }, "use NAME:IP")
+    refused({ "run", "--add-host", "gw:host-gateway", "true" }, "host%-gateway needs a bridge network")
+    refused({ "run", "--dns", "dns.example", "true" }, '%-%-dns "dns.example": an IPv4 or IPv6 address expected')
+  end)
+end)
