@@ -91,6 +91,33 @@ describe("workload flags", function()
     end)
   end)
 
+  it("lbox top lists a running container's processes, and only those, as ps shows them", function()
+    local r = helper.lbox_run { "run", "-d", "sh", "-c", "sleep 101 & exec sleep 102" }
+    assert.are.equal(0, r.code, r.err)
+    local id = r.out:match("^(%x+)\n$")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    local top = helper.lbox_run { "top", id:sub(1, 8) }
+    assert.are.equal(0, top.code, top.err)
+    local lines = {}
+    for line in top.out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.matches("^UID +PID +PPID .*CMD$", lines[1])
+    assert.are.equal(3, #lines, top.out)
+    assert.matches("sleep 10[12]$", lines[2])
+    assert.matches("sleep 10[12]$", lines[3])
+    local pid = helper.read_file(helper.store .. "/containers/" .. id .. "/state.json"):match('"pid":(%d+)')
+    local custom = helper.lbox_run { "top", id, "-o", "pid,comm" }
+    assert.are.equal(0, custom.code, custom.err)
+    assert.matches("^ *PID COMMAND\n", custom.out)
+    assert.matches("\n *" .. pid .. " sleep\n", custom.out)
+    local bad = helper.lbox_run { "top", id, "-o", "comm" }
+    assert.are.equal(125, bad.code)
+    assert.matches("^lbox: error: ps %-o comm: its output has no PID column", bad.err)
+    assert.are.equal(0, helper.lbox_run({ "rm", "-f", id }).code)
+    local gone = helper.lbox_run { "top", id }
+    assert.are.equal(1, gone.code) -- no such container, as kill and docker
+    assert.matches("^lbox: error: [^\n]+\n$", gone.err)
+  end)
+
   it("refuses bad values: one line, exit 125, nothing left", function()
     refused({ "run", "--ulimit", "files=10", "true" }, '%-%-ulimit "files=10": unknown limit "files"')
     refused({ "run", "--ulimit", "nofile", "true" }, "use NAME=SOFT%[:HARD%]")
