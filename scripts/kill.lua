@@ -1,4 +1,5 @@
 -- lbox kill [-s SIGNAL] CONTAINER...: send a signal (default KILL) to PID 1.
+local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local options = require "lbox.options"
@@ -16,6 +17,8 @@ for i = first, #args do
   if s.status ~= "running" then
     errors.raise(string.format("cannot kill container %s: it is not running", args[i]), 1)
   end
+  -- a frozen process takes no signal, SIGKILL included, until thawed
+  if signal == core.SIGKILL then cgroups.thaw(s.id) end
   errors.try("cannot kill container " .. args[i], core.kill(s.pid, signal))
   print(args[i])
 end

@@ -17,6 +17,7 @@ for i = first, #args do
     if not opts.force then
       errors.raise(string.format("container %s is running: stop it first, or use rm -f", args[i]))
     end
+    cgroups.thaw(s.id) -- a paused container ends only once thawed
     core.kill(s.pid, core.SIGKILL)
     state.wait_released({ s.id }, 10)
   end

@@ -1,4 +1,5 @@
 -- lbox stop [-t SECONDS] CONTAINER...: SIGTERM, then SIGKILL after the grace period.
+local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local options = require "lbox.options"
@@ -18,6 +19,7 @@ for i = first, #args do found[#found + 1] = state.find(args[i]) end
 local running, pids = {}, {}
 for _, s in ipairs(found) do
   if s.status == "running" then
+    cgroups.thaw(s.id) -- as docker: a paused container is thawed to stop
     core.kill(s.pid, core.SIGTERM)
     running[#running + 1], pids[s.id] = s.id, s.pid
   end

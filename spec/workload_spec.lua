@@ -118,6 +118,38 @@ describe("workload flags", function()
     assert.matches("^lbox: error: [^\n]+\n$", gone.err)
   end)
 
+  it("lbox pause freezes a container, unpause thaws it; rm -f ends a paused one", function()
+    local dir = helper.sh("mktemp -d /tmp/lbox-spec.XXXXXX").out:gsub("\n$", "")
+    finally(function() helper.sh("rm -rf " .. dir) end)
+    local r = helper.lbox_run { "run", "-d", "-v", dir .. ":/out", "sh", "-c",
+      "i=0; while true; do i=$((i + 1)); echo $i > /out/n.new; mv /out/n.new /out/n; sleep 0.05; done" }
+    assert.are.equal(0, r.code, r.err)
+    local id = r.out:match("^(%x+)\n$")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    local function count() return tonumber(helper.read_file(dir .. "/n") or "0") end
+    assert.is_true(helper.eventually(function() return count() > 0 end, 5))
+    local short = id:sub(1, 12)
+    local pause = helper.lbox_run { "pause", short }
+    assert.are.same({ 0, short .. "\n" }, { pause.code, pause.out }, pause.err)
+    local twice = helper.lbox_run { "pause", short }
+    assert.are.same({ 1, "lbox: error: container " .. short .. " is already paused\n" }, { twice.code, twice.err })
+    local frozen_at = count()
+    helper.sleep(0.5)
+    assert.are.equal(frozen_at, count(), "the loop went on while paused")
+    assert.matches('"paused":true', helper.lbox_run({ "inspect", id }).out)
+    local exec = helper.lbox_run { "exec", id, "true" }
+    assert.are.equal(1, exec.code)
+    assert.matches("is paused: lbox unpause it first", exec.err)
+    assert.are.equal(0, helper.lbox_run({ "unpause", id }).code)
+    assert.is_true(helper.eventually(function() return count() > frozen_at end, 5), "not thawed")
+    local again = helper.lbox_run { "unpause", id }
+    assert.are.same({ 1, "lbox: error: container " .. id .. " is not paused\n" }, { again.code, again.err })
+    -- a frozen process takes no signal until thawed: rm -f thaws it first
+    assert.are.equal(0, helper.lbox_run({ "pause", id }).code)
+    local rm = helper.lbox_run({ "rm", "-f", id }, { timeout = 15 })
+    assert.are.equal(0, rm.code, rm.err)
+  end)
+
   it("refuses bad values: one line, exit 125, nothing left", function()
     refused({ "run", "--ulimit", "files=10", "true" }, '%-%-ulimit "files=10": unknown limit "files"')
     refused({ "run", "--ulimit", "nofile", "true" }, "use NAME=SOFT%[:HARD%]")
