@@ -13,10 +13,12 @@ if first > #args then errors.raise("usage: lbox rm [-f] CONTAINER...") end
 
 for i = first, #args do
   local s = state.find(args[i])
+  if s.status == "running" and not opts.force then
+    errors.raise(string.format("container %s is running: stop it first, or use rm -f", args[i]))
+  end
+  -- no restart policy brings it back, even one waiting to restart it
+  state.update(s.id, { stopping = true })
   if s.status == "running" then
-    if not opts.force then
-      errors.raise(string.format("container %s is running: stop it first, or use rm -f", args[i]))
-    end
     cgroups.thaw(s.id) -- a paused container ends only once thawed
     core.kill(s.pid, core.SIGKILL)
     state.wait_released({ s.id }, 10)

@@ -44,6 +44,7 @@ local RUN_OPTIONS = {
   { "add-host", value = "NAME:IP", list = true, help = "add a line to /etc/hosts" },
   { "dns", value = "IP", list = true, help = "a nameserver for /etc/resolv.conf (default: the host's)" },
   { "init", help = "run a small init as PID 1 that reaps zombies and passes signals on" },
+  { "restart", value = "POLICY", help = "with -d: no, always, unless-stopped, on-failure[:N] (kept by the monitor)" },
   { "help", help = "show this help" },
 }
 
@@ -232,10 +233,27 @@ local spec = {
   dns = dns_from(opts.dns),
   init = opts.init,
 }
+local restart
+if opts.restart then
+  local policy, msg = monitor.parse_restart(opts.restart)
+  if not policy then errors.raise("--restart " .. msg) end
+  if policy.name ~= "no" and not opts.detach then
+    errors.raise("--restart needs -d: a container in the foreground ends with its lbox")
+  end
+  if policy.name ~= "no" and opts.rm then errors.raise("--restart and --rm conflict: give one") end
+  restart = { policy = policy }
+end
 local box = lbox.container(spec, LABELS)
 if opts.detach then
   if opts.tty or opts.interactive then errors.raise("-d runs in the background: it takes neither -t nor -i") end
-  print(monitor.detach(box))
+  if restart then
+    -- the same container anew: its id, and so its layer and name
+    restart.respawn = function()
+      spec.id = box.id
+      return lbox.container(spec, LABELS)
+    end
+  end
+  print(monitor.detach(box, restart))
   return 0
 end
 local status = box:start():wait()

@@ -18,6 +18,8 @@ for i = first, #args do found[#found + 1] = state.find(args[i]) end
 -- one grace period for all of them, as docker
 local running, pids = {}, {}
 for _, s in ipairs(found) do
+  -- no restart policy brings it back, even one waiting to restart it
+  state.update(s.id, { stopping = true })
   if s.status == "running" then
     cgroups.thaw(s.id) -- as docker: a paused container is thawed to stop
     core.kill(s.pid, core.SIGTERM)

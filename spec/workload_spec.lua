@@ -150,7 +150,49 @@ describe("workload flags", function()
     assert.are.equal(0, rm.code, rm.err)
   end)
 
+  describe("--restart", function()
+    local function recorded(id)
+      return require("cjson").decode(helper.lbox_run({ "inspect", id }).out)[1]
+    end
+
+    it("on-failure:N starts a failing container again N times, in its own layer", function()
+      local r = helper.lbox_run { "run", "-d", "--restart", "on-failure:2", "--name", "lbox-spec-restart", "sh", "-c",
+        "echo run >> /count; cat /count | wc -l; exit 3" }
+      assert.are.equal(0, r.code, r.err)
+      local id = r.out:match("^(%x+)\n$")
+      finally(function() helper.lbox_run { "rm", "-f", id } end)
+      assert.is_true(helper.eventually(function()
+        local s = recorded(id)
+        return s.status == "exited" and s.restart_count == 2
+      end, 10), helper.lbox_run({ "inspect", id }).out)
+      helper.sleep(0.5)
+      local s = recorded(id)
+      assert.are.same({ "exited", 3, 2 }, { s.status, s.exit_code, s.restart_count })
+      -- the same container each time: its name, and its files kept
+      assert.are.equal("1\n2\n3\n", helper.lbox_run({ "logs", "lbox-spec-restart" }).out)
+      assert.are.equal(0, helper.lbox_run({ "rm", id }).code)
+    end)
+
+    it("always restarts a container that ends, until lbox stop", function()
+      local r = helper.lbox_run { "run", "-d", "--restart", "always", "sh", "-c", "echo up; sleep 0.2" }
+      assert.are.equal(0, r.code, r.err)
+      local id = r.out:match("^(%x+)\n$")
+      finally(function() helper.lbox_run { "rm", "-f", id } end)
+      assert.is_true(helper.eventually(function() return (recorded(id).restart_count or 0) >= 2 end, 10))
+      assert.are.equal(0, helper.lbox_run({ "stop", id }).code)
+      local count = recorded(id).restart_count
+      helper.sleep(1)
+      local s = recorded(id)
+      assert.are.same({ "exited", count }, { s.status, s.restart_count })
+      assert.are.equal(0, helper.lbox_run({ "rm", id }).code)
+    end)
+  end)
+
   it("refuses bad values: one line, exit 125, nothing left", function()
+    refused({ "run", "-d", "--restart", "sometimes", "true" }, '%-%-restart "sometimes": use no, always')
+    refused({ "run", "-d", "--restart", "on-failure:x", "true" }, "on%-failure%[:N%]")
+    refused({ "run", "--restart", "always", "true" }, "%-%-restart needs %-d")
+    refused({ "run", "-d", "--rm", "--restart", "always", "true" }, "%-%-restart and %-%-rm conflict")
     refused({ "run", "--ulimit", "files=10", "true" }, '%-%-ulimit "files=10": unknown limit "files"')
     refused({ "run", "--ulimit", "nofile", "true" }, "use NAME=SOFT%[:HARD%]")
     refused({ "run", "--ulimit", "nofile=20:10", "true" }, "soft limit 20 is above the hard limit 10")

@@ -76,7 +76,7 @@ function M.prepare(id, spec)
   sweep()
   if spec.name then
     for _, other in ipairs(state.list()) do
-      if other.name == spec.name then
+      if other.name == spec.name and other.id ~= id then -- itself when the monitor restarts it
         errors.raise(string.format("the name %q is taken by container %s: remove it or choose another",
           spec.name, other.id:sub(1, 12)))
       end
