@@ -137,6 +137,7 @@ describe("workload flags", function()
     helper.sleep(0.5)
     assert.are.equal(frozen_at, count(), "the loop went on while paused")
     assert.matches('"paused":true', helper.lbox_run({ "inspect", id }).out)
+    assert.matches(short .. " .* Up [^\n]* %(Paused%)", helper.lbox_run({ "ps" }).out)
     local exec = helper.lbox_run { "exec", id, "true" }
     assert.are.equal(1, exec.code)
     assert.matches("is paused: lbox unpause it first", exec.err)
