@@ -243,15 +243,15 @@ if opts.restart then
   if policy.name ~= "no" and opts.rm then errors.raise("--restart and --rm conflict: give one") end
   restart = { policy = policy }
 end
+restart = restart or { policy = { name = "no" } }
 local box = lbox.container(spec, LABELS)
 if opts.detach then
   if opts.tty or opts.interactive then errors.raise("-d runs in the background: it takes neither -t nor -i") end
-  if restart then
-    -- the same container anew: its id, and so its layer and name
-    restart.respawn = function()
-      spec.id = box.id
-      return lbox.container(spec, LABELS)
-    end
+  -- the same container anew (its id, and so its layer and name), for a
+  -- restart policy or lbox restart
+  restart.respawn = function()
+    spec.id = box.id
+    return lbox.container(spec, LABELS)
   end
   print(monitor.detach(box, restart))
   return 0

@@ -189,6 +189,26 @@ describe("workload flags", function()
     end)
   end)
 
+  it("lbox restart stops a detached container and its monitor starts it again", function()
+    local r = helper.lbox_run { "run", "-d", "--name", "lbox-spec-restarted", "sh", "-c",
+      "trap 'exit 0' TERM; echo start; while true; do sleep 0.1; done" }
+    assert.are.equal(0, r.code, r.err)
+    local id = r.out:match("^(%x+)\n$")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    local function pid() return helper.read_file(helper.store .. "/containers/" .. id .. "/state.json"):match('"pid":(%d+)') end
+    local first_pid = pid()
+    local restart = helper.lbox_run { "restart", "lbox-spec-restarted" }
+    assert.are.same({ 0, "lbox-spec-restarted\n" }, { restart.code, restart.out }, restart.err)
+    assert.are_not.equal(first_pid, pid())
+    assert.matches(" Up [^\n]*lbox%-spec%-restarted\n", helper.lbox_run({ "ps" }).out)
+    assert.are.equal("start\nstart\n", helper.lbox_run({ "logs", id }).out)
+    assert.are.equal(0, helper.lbox_run({ "stop", id }).code)
+    local ended = helper.lbox_run { "restart", id }
+    assert.are.equal(1, ended.code)
+    assert.matches("lbox restarts running containers started with %-d", ended.err)
+    assert.are.equal(0, helper.lbox_run({ "rm", id }).code)
+  end)
+
   it("refuses bad values: one line, exit 125, nothing left", function()
     refused({ "run", "-d", "--restart", "sometimes", "true" }, '%-%-restart "sometimes": use no, always')
     refused({ "run", "-d", "--restart", "on-failure:x", "true" }, "on%-failure%[:N%]")

@@ -26,9 +26,10 @@ end
 --- Should a container that ended with `status` start again under `policy`,
 -- after `restarts` restarts? A container lbox stop or rm ended never does.
 function M.should_restart(policy, status, restarts, id)
-  if not policy or policy.name == "no" then return false end
   local recorded = state.read(id)
   if not recorded or recorded.stopping then return false end
+  if recorded.restart_requested then return true end -- lbox restart
+  if not policy or policy.name == "no" then return false end
   if policy.name == "on-failure" then
     return status.exit_code ~= 0 and (not policy.max or restarts < policy.max)
   end
@@ -53,11 +54,13 @@ end
 -- Wait for `box`, and while `restart.policy` says so, start it again:
 -- `restart.respawn()` makes the same container anew (same id, same layer).
 local function keep_running(box, restart)
+  if not restart.respawn then return box:wait() end
   box:wait()
   local restarts = 0
   while M.should_restart(restart.policy, box.status, restarts, box.id) do
     restarts = restarts + 1
-    core.poll({}, backoff_ms(restarts))
+    -- lbox restart asks for it now; a policy waits
+    if not (state.read(box.id) or {}).restart_requested then core.poll({}, backoff_ms(restarts)) end
     if not M.should_restart(restart.policy, box.status, restarts - 1, box.id) then break end
     box = with_log(restart.respawn())
     if not pcall(box.start, box) then break end
@@ -69,7 +72,7 @@ end
 --- Start `box` (a created container) under a monitor in the background.
 -- Returns once the container runs; raises why it could not start. With
 -- `restart` ({ policy = parse_restart's, respawn = function }), the monitor
--- starts it again when it ends, as the policy says.
+-- starts it again when it ends, as the policy or lbox restart says.
 -- @return the container's id
 function M.detach(box, restart)
   with_log(box)
