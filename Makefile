@@ -17,7 +17,7 @@ BUSTED = $(LUA) /usr/bin/busted
 LUA_SRC = $(wildcard lua/lbox/*.lua)
 LUA_BYTECODE = $(LUA_SRC:%=build/%)
 
-.PHONY: all deps deps-bench install uninstall test test-v2 check lint bench clean
+.PHONY: all deps deps-bench install uninstall test test-v2 check lint bench clean debian-root
 all: lbox build/lbox/core.so $(LUA_BYTECODE)
 
 # Bytecode copies, loaded instead of the sources when newer (see core/main.c).
@@ -63,6 +63,12 @@ uninstall:
 test: all
 	@echo "make test: the #swap spec runs in make test-v2, which has a swap device"
 	LBOX_STORE=$(CURDIR)/build/spec-store $(BUSTED) --exclude-tags=swap spec
+
+# The Debian 12 root spec/debian_spec.lua imports, made by debootstrap
+# from Debian's archive once and kept (the spec makes it too when missing).
+LBOX_CACHE ?= $(CURDIR)/build/cache
+debian-root:
+	spec/debian-root $(LBOX_CACHE)/debian12.tar
 
 # The guest's root is an overlay, which overlayfs will not take as an upper
 # layer: the store goes on a tmpfs there.

@@ -108,7 +108,7 @@ describe("lbox API", function()
       return list
     end
     local fields = names(outer)
-    local limits = names(assert(outer:match("limits%s*=%s*(%b{})")):sub(2, -2))
+    local limits = names(assert(outer:match("%f[%w_]limits%s*=%s*(%b{})")):sub(2, -2)) -- not ulimits
     local spec = require "lbox.spec"
     local ranges = require("lbox.limits").RANGES
     local known_limits = {}

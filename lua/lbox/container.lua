@@ -25,6 +25,9 @@ M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
 M.CAPABILITIES = inside.CAPABILITIES
 M.init_steps = inside.steps
 local WATCHED_SIGNALS = inside.WATCHED_SIGNALS
+-- Signals that end a wait with the error "interrupted" instead of going to
+-- the container: the REPL's Ctrl-C (lbox.repl).
+M.INTERRUPTING_SIGNALS = {}
 local READ_SIZE = inside.READ_SIZE
 local run_init = inside.run
 
@@ -146,7 +149,7 @@ M.start_steps = {
       core.close(c.sync_write)
       -- the spec came with the fork: the child has it already
       run_init(c.init_steps, { sync_fd = c.sync_read, error_fd = c.error_write, console = c.console,
-                               spec = c.spec, payload = c.payload, join_fds = c.join_fds })
+                               spec = c.spec, plan = c.plan, payload = c.payload, join_fds = c.join_fds })
     end
     if own_pid_ns then
       core.setns(own_pid_ns, core.CLONE_NEWPID)
@@ -156,6 +159,8 @@ M.start_steps = {
     if not c.pid then errors.raise("cannot create the container process: " .. tostring(msg)) end
     c.undo:push("end the container's process", function()
       if c.status then return true end
+      -- a frozen process (lbox pause) takes no signal, on v1 not even SIGKILL
+      if c.cgroup and c.cgroup:frozen() then c.cgroup:freeze(false) end
       if not (c.cgroup and c.cgroup:kill()) then core.kill(c.pid, core.SIGKILL) end
       c:reap()
       return true
@@ -313,6 +318,8 @@ end
 -- size of lbox's terminal on to `master`, and what is typed (with `stdin`)
 -- and printed between lbox's terminal and `master`. Signals are held.
 local function supervise(pid, has_ended, master, stdin)
+  -- held already, unless a REPL opened one for its evaluation
+  try("cannot block signals", core.sigmask("block", WATCHED_SIGNALS))
   local sigfd = try("cannot watch signals", core.signalfd(WATCHED_SIGNALS))
   local watched = { sigfd }
   if master then
@@ -325,6 +332,9 @@ local function supervise(pid, has_ended, master, stdin)
       for sig in function() return core.read_signal(sigfd) end do
         if sig == core.SIGWINCH then
           if master and core.isatty(0) then terminal.copy_size(0, master) end
+        elseif M.INTERRUPTING_SIGNALS[sig] then
+          core.close(sigfd)
+          error("interrupted", 0)
         elseif sig ~= core.SIGCHLD and sig ~= core.SIGPIPE then
           core.kill(pid, sig)
         end

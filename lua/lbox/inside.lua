@@ -6,6 +6,8 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
+local lfs = require "lfs"
+local pid1 = require "lbox.pid1"
 local mounts = require "lbox.mounts"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
@@ -48,6 +50,8 @@ M.READ_SIZE = 65536
 
 -- What lbox writes on the sync pipe once the child is in its cgroup.
 M.GO = "go"
+-- The group of terminals: docker's devpts gid, Debian's "tty".
+M.TTY_GID = 5
 
 -- The container's umask: docker's (runc's default).
 M.UMASK = tonumber("022", 8)
@@ -122,7 +126,7 @@ M.steps = {
   { "mount_cgroups", function(ctx)
     mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
   end },
-  { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console) end },
+  { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end },
   { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
   { "mount_tmpfs", function(ctx) mounts.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) mounts.mount_etc_files(ctx.spec.root) end },
@@ -148,6 +152,9 @@ M.steps = {
     if ctx.console then
       -- the container's own terminal, opened again as its /dev/console
       local console = try("cannot open the console", core.open("/dev/console", "rw"))
+      -- as docker's, whatever the host's devpts gives: root:tty, 0620
+      try("cannot give the console to the tty group", core.fchown(console, 0, M.TTY_GID))
+      try("cannot set the console's mode", core.fchmod(console, tonumber("620", 8)))
       try("cannot take the terminal", core.set_controlling_tty(console))
       for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
     elseif not ctx.spec.stdin and not ctx.spec.stdio.stdin then
@@ -156,6 +163,18 @@ M.steps = {
     end
     -- and nothing else: what lbox inherited (a shell's 3</etc/shadow) stays out
     try("cannot close lbox's descriptors", core.cloexec_from(3))
+  end },
+  { "ulimits", function(ctx)
+    -- while lbox may still raise a hard limit (CAP_SYS_RESOURCE)
+    for name, limit in pairs(ctx.plan.ulimits) do
+      local ok, msg, errno = core.setrlimit(name, limit[1], limit[2])
+      if not ok and limit.default and errno == core.EPERM then
+        -- a default lbox may not raise (no CAP_SYS_RESOURCE): as far as it can
+        local _, hard = core.getrlimit(name)
+        ok, msg = core.setrlimit(name, hard, hard)
+      end
+      try("cannot set the " .. name .. " limit", ok, msg)
+    end
   end },
   { "capabilities", function()
     try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES))
@@ -174,6 +193,8 @@ M.steps = {
       io.stderr:flush()
       core._exit(ok and (math.tointeger(result) or (result == false and 1) or 0) or 1)
     end
+    -- --init: a small init as PID 1, the command as its child
+    if ctx.spec.init then pid1.run(ctx.spec.command, ctx.spec.env) end
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }
@@ -251,12 +272,28 @@ function M.become_user(user, env)
   -- root too: the groups, umask and session keyring lbox runs with are the
   -- host's, not the container's
   core.umask(M.UMASK)
+  M.give_stdio(found.uid)
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))
   -- as the user, who owns it then; without keyrings (or over the user's
   -- key quota) the command keeps lbox's, as runc does when it may not
   core.new_session_keyring()
+end
+
+--- Make the user the owner of the container's stdio, as runc does, so that
+-- it can open them again (/dev/stdout, /proc/self/fd/1, a shell's
+-- `exec >/dev/tty`): the pipes, and the terminal when it is the container's
+-- own console. Never a file or a terminal of the host's that lbox was
+-- given: those keep their owner.
+function M.give_stdio(uid)
+  local console = lfs.attributes("/dev/console")
+  for fd = 0, 2 do
+    local stdio = lfs.attributes("/proc/self/fd/" .. fd)
+    local own = stdio and (stdio.mode == "named pipe" or stdio.mode == "socket"
+      or (console and console.mode == "char device" and stdio.mode == "char device" and stdio.rdev == console.rdev))
+    if own and stdio.uid ~= uid then try("cannot give the user its stdio", core.fchown(fd, uid)) end
+  end
 end
 
 --- Everything `fd` gives until end of file. @return string | nil, message

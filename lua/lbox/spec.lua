@@ -10,6 +10,7 @@ local limits_table = require "lbox.limits"
 local lfs = require "lfs"
 local units = require "lbox.units"
 local users = require "lbox.users"
+local workload = require "lbox.workload"
 
 local M = {}
 
@@ -17,6 +18,7 @@ local M = {}
 M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
   "join", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
+  "ulimits", "shm_size", "extra_hosts", "dns", "init",
 }
 local KNOWN_FIELDS = {}
 for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
@@ -113,12 +115,20 @@ function M.normalize(spec, labels)
     out.stdio[name] = fd
   end
   out.tmpfs = {}
-  for i, target in ipairs(spec.tmpfs or {}) do
+  for i, entry in ipairs(spec.tmpfs or {}) do
+    local target = type(entry) == "table" and entry.target or entry
     if type(target) ~= "string" or target:sub(1, 1) ~= "/" then
       bad("tmpfs", "mount %d: target must be an absolute path in the container", i)
     end
-    out.tmpfs[i] = target
+    if type(entry) == "string" then
+      out.tmpfs[i] = { target = target, flags = { nosuid = true, nodev = true }, data = "mode=1777,size=65536k" }
+    else
+      local mount, msg = workload.tmpfs_mount(entry)
+      if not mount then bad("tmpfs", "%s: %s", target, msg) end
+      out.tmpfs[i] = mount
+    end
   end
+  workload.check(spec, out, bad)
 
   out.volumes = {}
   for i, v in ipairs(spec.volumes or {}) do
@@ -164,7 +174,8 @@ end
 -- anything is made there, in one place: the image's root (the built-in
 -- image is made on first use), the --rootfs directory, the cgroup writes
 -- the limits need. Raises a user error naming the field.
--- @return plan { lower = image root | nil, cgroup_writes = list }
+-- @return plan { lower = image root | nil, cgroup_writes = list,
+--   ulimits = the spec's and the default open files (lbox.workload) }
 function M.plan(spec, labels)
   local bad = complainer(labels)
   local plan = {}
@@ -180,6 +191,7 @@ function M.plan(spec, labels)
   local writes, field, msg = cgroups.plan(spec.limits)
   if not writes then bad(field, "%s", msg) end
   plan.cgroup_writes = writes
+  plan.ulimits = workload.plan_ulimits(spec.ulimits)
   return plan
 end
 
