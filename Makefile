@@ -65,8 +65,9 @@ test: all
 	LBOX_STORE=$(CURDIR)/build/spec-store $(BUSTED) --exclude-tags=swap spec
 
 # The Debian 12 root spec/debian_spec.lua imports, made by debootstrap
-# from Debian's archive once and kept (the spec makes it too when missing).
-LBOX_CACHE ?= $(CURDIR)/build/cache
+# from Debian's archive once and kept for every clone of this machine (the
+# spec makes it too when missing; its packages stay in apt's cache).
+LBOX_CACHE ?= /var/cache/lbox
 debian-root:
 	spec/debian-root $(LBOX_CACHE)/debian12.tar
 

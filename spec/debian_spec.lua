@@ -1,12 +1,12 @@
 -- A real userland: a Debian 12 root made by debootstrap (spec/debian-root,
--- kept in build/cache, or $LBOX_CACHE, between runs), imported as an image
+-- kept in /var/cache/lbox, or $LBOX_CACHE, between runs and clones), imported as an image
 -- as a user would, then used as root and as a user: an interactive shell,
 -- dpkg and apt queries (offline), useradd, su, setuid programs.
 local helper = require "helper"
 local core = require "lbox.core"
 
 local IMAGE = "lbox-spec-debian12"
-local CACHE = os.getenv("LBOX_CACHE") or helper.root .. "/build/cache"
+local CACHE = os.getenv("LBOX_CACHE") or "/var/cache/lbox"
 
 describe("a Debian 12 root", function()
   local before
