@@ -5,7 +5,8 @@ local helper = require "helper"
 local options = require "lbox.options"
 
 local COMMANDS = { "run", "image", "commit", "export", "ps", "logs", "exec", "stop", "kill", "wait", "rm",
-                   "inspect", "stats", "bench", "examples/matrix", "examples/pipeline", "examples/sandbox",
+                   "inspect", "stats", "top", "cp", "pause", "unpause", "restart", "bench",
+                   "examples/matrix", "examples/pipeline", "examples/sandbox",
                    "examples/lua_payload" }
 
 describe("lbox's command line", function()
@@ -32,7 +33,8 @@ describe("lbox's command line", function()
   it("refuses a wrong number of operands with the usage line, exit 125", function()
     for _, args in ipairs { { "kill" }, { "stop" }, { "rm" }, { "exec", "x" }, { "logs" }, { "logs", "a", "b" },
                             { "wait" }, { "inspect" }, { "commit", "x" }, { "export", "x", "y", "z" },
-                            { "ps", "extra" } } do
+                            { "ps", "extra" }, { "top" }, { "cp", "x:/a" }, { "pause" }, { "unpause" },
+                            { "restart" } } do
       local r = helper.lbox_run(args)
       assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
       assert.matches("^lbox: error: usage: lbox " .. args[1] .. " [^\n]+ %(see %-%-help%)\n$", r.err)

@@ -209,6 +209,30 @@ describe("workload flags", function()
     assert.are.equal(0, helper.lbox_run({ "rm", id }).code)
   end)
 
+  it("lbox cp copies files and directories out of a container, as it sees them, owned by the caller", function()
+    local dir = helper.sh("mktemp -d /tmp/lbox-spec.XXXXXX").out:gsub("\n$", "")
+    finally(function() helper.sh("rm -rf " .. dir) end)
+    local r = helper.lbox_run { "run", "-d", "sh", "-c", "mkdir -p /data/sub && echo hi > /data/sub/f && "
+      .. "chown 1234 /data/sub/f && ln -s /etc /data/etc && echo inside > /etc/marker && echo ready && sleep 30" }
+    assert.are.equal(0, r.code, r.err)
+    local id = r.out:match("^(%x+)\n$")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    assert.is_true(helper.eventually(function() return helper.lbox_run({ "logs", id }).out == "ready\n" end, 5))
+    assert.are.equal(0, helper.lbox_run({ "cp", id .. ":/data", dir }).code)
+    assert.are.equal("hi\n", helper.read_file(dir .. "/data/sub/f"))
+    assert.are.equal("0\n/etc\n", helper.sh("stat -c %u " .. dir .. "/data/sub/f; readlink " .. dir .. "/data/etc").out)
+    -- a symlink on the way resolves in the container, not on the host
+    assert.are.equal(0, helper.lbox_run({ "cp", id .. ":/data/etc/marker", dir .. "/copied" }).code)
+    assert.are.equal("inside\n", helper.read_file(dir .. "/copied"))
+    local missing = helper.lbox_run { "cp", id .. ":/nope", dir }
+    assert.are.equal(125, missing.code)
+    assert.matches("^lbox: error: /nope: no such file or directory in ", missing.err)
+    local inward = helper.lbox_run { "cp", dir, id .. ":/x" }
+    assert.are.equal(125, inward.code)
+    assert.matches("copies out of containers only", inward.err)
+    assert.are.equal("", helper.sh("ls -A " .. dir .. " | grep lbox-cp || true").out, "staging left behind")
+  end)
+
   it("refuses bad values: one line, exit 125, nothing left", function()
     refused({ "run", "-d", "--restart", "sometimes", "true" }, '%-%-restart "sometimes": use no, always')
     refused({ "run", "-d", "--restart", "on-failure:x", "true" }, "on%-failure%[:N%]")

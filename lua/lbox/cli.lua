@@ -12,7 +12,7 @@ local USAGE = [=[
 usage: lbox [RECIPE [ARGS...]]
   lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]   run a command in a new container (scripts/run.lua)
   lbox image|commit|export ...                   the image store (scripts/image.lua ...)
-  lbox ps|logs|exec|stop|kill|wait|rm|inspect|stats|top|pause|unpause|restart
+  lbox ps|logs|exec|stop|kill|wait|rm|inspect|stats|top|cp|pause|unpause|restart
                                                  containers (scripts/ps.lua ...)
   lbox my-recipe.lua [ARGS...]                   run a Lua recipe
   lbox -i my-recipe.lua [ARGS...]                run it, then the REPL with its globals at hand
