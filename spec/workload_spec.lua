@@ -38,6 +38,12 @@ describe("workload flags", function()
     assert.are.equal(expected .. " " .. expected .. "\n", run { "run", "sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn)" })
   end)
 
+  it("lbox exec runs with the container's ulimits, as docker exec", function()
+    local id = run({ "run", "-d", "--ulimit", "nofile=100:200", "--ulimit", "core=0", "sleep", "30" }):match("^(%x+)\n$")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    assert.are.equal("100 200 0\n", run { "exec", id, "sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn) $(ulimit -Sc)" })
+  end)
+
   it("--tmpfs mounts with docker's defaults or the options given; --shm-size sizes /dev/shm", function()
     local out = run { "run", "--tmpfs", "/data", "--tmpfs", "/run/x:size=1m,exec,mode=700,uid=65534",
       "--shm-size", "2m", "sh", "-c", MOUNT_OPTIONS .. " /data; " .. MOUNT_OPTIONS .. " /run/x; "

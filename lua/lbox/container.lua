@@ -401,6 +401,7 @@ function Container:exec(argv, opts)
   -- the command's side: lbox.inside.exec_steps
   local ctx = { error_fd = error_write, cgroup = self.cgroup, process = process, terminal = slave,
                 workdir = opts.workdir or self.spec.workdir or "/", spec = { user = user, env = env, command = argv },
+                plan = { ulimits = self.plan.ulimits },
                 supervise = function(child)
                   local status = {}
                   supervise(child, child_ended(child, status))
@@ -469,7 +470,8 @@ function M.attach(recorded)
   local process, why = state.open_process(recorded)
   if not process then return nil, why end
   local self = setmetatable({ id = recorded.id, pid = recorded.pid, pidfd = process, state = "running", attached = true,
-    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user } }, Container)
+    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user },
+    plan = { ulimits = recorded.ulimits or {} } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   -- all this process holds of it, let go of by destroy (or <close>)
   self.undo = undo.new()

@@ -167,7 +167,7 @@ M.steps = {
   { "ulimits", function(ctx)
     -- while lbox may still raise a hard limit (CAP_SYS_RESOURCE)
     for name, limit in pairs(ctx.plan.ulimits) do
-      local ok, msg, errno = core.setrlimit(name, limit[1], limit[2])
+      local ok, msg, errno = core.setrlimit(name, math.tointeger(limit.soft), math.tointeger(limit.hard))
       if not ok and limit.default and errno == core.EPERM then
         -- a default lbox may not raise (no CAP_SYS_RESOURCE): as far as it can
         local _, hard = core.getrlimit(name)
@@ -217,7 +217,7 @@ end
 -- running container's cgroup and namespaces, then the init's own last
 -- steps. Each gets the exec context { error_fd, cgroup, process (a pidfd of
 -- PID 1), terminal (a pty's slave | nil), workdir, supervise (child pid ->
--- exit code), spec = { user, env, command } }.
+-- exit code), spec = { user, env, command }, plan = { ulimits } }.
 M.exec_steps = {
   { "join_cgroup", function(ctx)
     if ctx.cgroup then try("cannot join the container's cgroup", ctx.cgroup:attach(core.getpid())) end
@@ -249,6 +249,8 @@ M.exec_steps = {
     end
     try("cannot close lbox's descriptors", core.cloexec_from(3))
   end },
+  -- the container's, as docker exec gives them (not lbox's)
+  init_step("ulimits"),
   init_step("capabilities"),
   init_step("user"),
   init_step("signals"),

@@ -61,7 +61,7 @@ function M.claim(id, spec, plan, undo)
   state.write(id, {
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
-    user = spec.user, lower = plan.lower,
+    user = spec.user, lower = plan.lower, ulimits = plan.ulimits, -- for exec
   })
 end
 

@@ -168,14 +168,15 @@ end
 
 --- The host's part of the plan (lbox.spec.plan): the open files a spec
 -- that sets none gets, docker's default bounded by this host's fs.nr_open.
--- @return the ulimits the init sets
+-- @return the ulimits the init and exec set: name -> { soft, hard,
+--   default = true for the one lbox chose }, plain data for state.json
 function M.plan_ulimits(ulimits)
   local planned = {}
-  for name, limit in pairs(ulimits) do planned[name] = limit end
+  for name, limit in pairs(ulimits) do planned[name] = { soft = limit[1], hard = limit[2] } end
   if not planned.nofile then
     local nr_open = tonumber((fs.read_file(M.NR_OPEN) or ""):match("%d+") or "")
     local n = math.min(M.DEFAULT_NOFILE, nr_open or M.DEFAULT_NOFILE)
-    planned.nofile = { n, n, default = true }
+    planned.nofile = { soft = n, hard = n, default = true }
   end
   return planned
 end
