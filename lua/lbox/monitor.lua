@@ -61,7 +61,10 @@ local function keep_running(box, restart)
     -- lbox restart asks for it now; a policy waits
     if not (state.read(box.id) or {}).restart_requested then core.poll({}, backoff_ms(restarts)) end
     if not M.should_restart(restart.policy, box.status, restarts - 1, box.id) then break end
-    box = with_log(restart.respawn())
+    -- checked and planned again: its image may be gone by now
+    local made, fresh = pcall(restart.respawn)
+    if not made then break end
+    box = with_log(fresh)
     if not pcall(box.start, box) then break end
     state.update(box.id, { restart_count = restarts })
     box:wait()
