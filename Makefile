@@ -2,14 +2,15 @@
 PREFIX ?= /usr/local
 CC ?= cc
 LUA ?= lua5.4
-PKGS = lua5.4 libcgroup
+PKGS = lua5.4 libcgroup libseccomp libmnl
 CFLAGS ?= -O2 -g
-# expanded when used, so that `make deps all` works on a machine without pkg-config yet
-CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -fPIC $$(pkg-config --cflags $(PKGS))
+# expanded when used, so that `make deps all` works on a machine without pkg-config yet;
+# libnftables is loaded on first use (core/nft.c): its headers only
+CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -fPIC $$(pkg-config --cflags $(PKGS) libnftables)
 LDLIBS = $$(pkg-config --libs $(PKGS))
 
 CORE_SRC = core/core.c core/ns.c core/mount.c core/proc.c core/signal.c \
-           core/fd.c core/tty.c core/cgroup.c core/net.c
+           core/fd.c core/tty.c core/cgroup.c core/net.c core/nft.c core/seccomp.c core/bpf.c
 CORE_OBJ = $(CORE_SRC:core/%.c=build/%.o)
 
 BUSTED = $(LUA) /usr/bin/busted
@@ -36,7 +37,7 @@ lbox: build/main.o $(CORE_OBJ)
 
 # The same core as a module for plain lua5.4 (and busted).
 build/lbox/core.so: $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS) $$(pkg-config --libs libcgroup)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $$(pkg-config --libs libcgroup libseccomp libmnl)
 
 # The distribution packages listed in vendor/ (root, Debian): everything
 # to build and to pass `make check`; `deps-bench` adds the runtimes compared.

@@ -34,9 +34,9 @@ void lbox_set_constants(lua_State *L, const struct lbox_constant *list) {
 /* The errno values lbox's Lua code branches on. */
 static const struct lbox_constant errno_constants[] = {
   {"EACCES", EACCES}, {"EAGAIN", EAGAIN}, {"EBADF", EBADF},
-  {"EBUSY", EBUSY}, {"ECHILD", ECHILD}, {"EEXIST", EEXIST},
+  {"EBUSY", EBUSY}, {"ECHILD", ECHILD}, {"EDOM", EDOM}, {"EEXIST", EEXIST},
   {"EINTR", EINTR}, {"EINVAL", EINVAL}, {"EIO", EIO},
-  {"ENODEV", ENODEV}, {"ENOENT", ENOENT}, {"ENOEXEC", ENOEXEC}, {"ENOSPC", ENOSPC},
+  {"ENODEV", ENODEV}, {"ENOENT", ENOENT}, {"ENOEXEC", ENOEXEC}, {"ENOSPC", ENOSPC}, {"ENOSYS", ENOSYS},
   {"ENOTDIR", ENOTDIR}, {"ENOTTY", ENOTTY}, {"EPERM", EPERM},
   {"ESRCH", ESRCH},
   {NULL, 0}
@@ -53,5 +53,8 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_tty(L);
   lbox_open_cgroup(L);
   lbox_open_net(L);
+  lbox_open_seccomp(L);
+  lbox_open_bpf(L);
+  lbox_open_nft(L);
   return 1;
 }

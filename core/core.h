@@ -26,6 +26,9 @@ void lbox_open_fd(lua_State *L);
 void lbox_open_tty(lua_State *L);
 void lbox_open_cgroup(lua_State *L);
 void lbox_open_net(lua_State *L);
+void lbox_open_seccomp(lua_State *L);
+void lbox_open_bpf(lua_State *L);
+void lbox_open_nft(lua_State *L);
 
 int luaopen_lbox_core(lua_State *L);
 

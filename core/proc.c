@@ -204,22 +204,39 @@ static int proc_set_pdeathsig(lua_State *L) {
   return 1;
 }
 
+/* The list of capability numbers at `arg` as a bit mask. */
+static unsigned long long check_cap_list(lua_State *L, int arg) {
+  luaL_checktype(L, arg, LUA_TTABLE);
+  unsigned long long mask = 0;
+  lua_Integer n = luaL_len(L, arg);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, arg, i);
+    int isnum;
+    lua_Integer cap = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    luaL_argcheck(L, isnum && cap >= 0 && cap < 64, arg, "list of capability numbers expected");
+    mask |= 1ULL << cap;
+  }
+  return mask;
+}
+
+static void push_cap_list(lua_State *L, unsigned long long mask) {
+  lua_newtable(L);
+  int n = 0;
+  for (int cap = 0; cap < 64; cap++) {
+    if (mask & (1ULL << cap)) {
+      lua_pushinteger(L, cap);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+}
+
 /* limit_capabilities(keep) -> true | fail, msg, errno: drop every capability
  * not in the list `keep` (numbers) from the bounding set, and clear the
  * inheritable and ambient sets, so that what this process execs has at most
  * `keep`. See capabilities(7), PR_CAPBSET_DROP in prctl(2), capset(2). */
 static int proc_limit_capabilities(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  unsigned long long keep = 0;
-  lua_Integer n = luaL_len(L, 1);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_geti(L, 1, i);
-    int isnum;
-    lua_Integer cap = lua_tointegerx(L, -1, &isnum);
-    lua_pop(L, 1);
-    luaL_argcheck(L, isnum && cap >= 0 && cap < 64, 1, "list of capability numbers expected");
-    keep |= 1ULL << cap;
-  }
+  unsigned long long keep = check_cap_list(L, 1);
   for (int cap = 0; cap < 64; cap++) {
     if (keep & (1ULL << cap))
       continue;
@@ -239,6 +256,54 @@ static int proc_limit_capabilities(lua_State *L) {
   data[1].inheritable &= (unsigned)(keep >> 32);
   if (syscall(SYS_capset, &header, data) < 0)
     return lbox_fail(L, "capset", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* capget() -> { effective = {...}, permitted = {...}, inheritable = {...} }
+ *   | fail, msg, errno: this process's capability sets as lists of
+ * numbers. See capget(2). */
+static int proc_capget(lua_State *L) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &header, data) < 0)
+    return lbox_fail(L, "capget", NULL);
+  lua_createtable(L, 0, 3);
+  push_cap_list(L, data[0].effective | (unsigned long long)data[1].effective << 32);
+  lua_setfield(L, -2, "effective");
+  push_cap_list(L, data[0].permitted | (unsigned long long)data[1].permitted << 32);
+  lua_setfield(L, -2, "permitted");
+  push_cap_list(L, data[0].inheritable | (unsigned long long)data[1].inheritable << 32);
+  lua_setfield(L, -2, "inheritable");
+  return 1;
+}
+
+/* capset(effective, permitted, inheritable) -> true | fail, msg, errno:
+ * set this process's three capability sets (lists of numbers); permitted
+ * can only shrink. See capset(2). */
+static int proc_capset(lua_State *L) {
+  unsigned long long sets[3];
+  for (int i = 0; i < 3; i++)
+    sets[i] = check_cap_list(L, i + 1);
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  for (int half = 0; half < 2; half++) {
+    data[half].effective = (unsigned)(sets[0] >> (32 * half));
+    data[half].permitted = (unsigned)(sets[1] >> (32 * half));
+    data[half].inheritable = (unsigned)(sets[2] >> (32 * half));
+  }
+  if (syscall(SYS_capset, &header, data) < 0)
+    return lbox_fail(L, "capset", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* set_no_new_privs() -> true | fail, msg, errno: from now on, execve
+ * grants no privileges (setuid bits and file capabilities do nothing).
+ * See PR_SET_NO_NEW_PRIVS in prctl(2). */
+static int proc_set_no_new_privs(lua_State *L) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return lbox_fail(L, "prctl", "PR_SET_NO_NEW_PRIVS");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -298,6 +363,8 @@ static int proc_geteuid(lua_State *L) {
 
 static const luaL_Reg proc_funcs[] = {
   {"_exit", proc_exit},
+  {"capget", proc_capget},
+  {"capset", proc_capset},
   {"chdir", proc_chdir},
   {"execve", proc_execve},
   {"geteuid", proc_geteuid},
@@ -308,6 +375,7 @@ static const luaL_Reg proc_funcs[] = {
   {"new_session_keyring", proc_new_session_keyring},
   {"pidfd_open", proc_pidfd_open},
   {"pidfd_send_signal", proc_pidfd_send_signal},
+  {"set_no_new_privs", proc_set_no_new_privs},
   {"set_pdeathsig", proc_set_pdeathsig},
   {"setgid", proc_setgid},
   {"setgroups", proc_setgroups},

@@ -6,7 +6,12 @@
 --   (a) no limits: unshare with the same five namespaces on the host's root
 --       (reference: namespaces only), bwrap, runc, crun;
 --   (b) a 100m memory limit: a shell script doing the same namespaces and the
---       same cgroup work, create, limit, join, remove (reference), runc, crun.
+--       same cgroup work, create, limit, join, remove (reference), runc, crun;
+--   (c) what confinement adds: the seccomp filter (against unconfined), and
+--       the device rules (against the same run with a cgroup but no rules).
+--   (d) networks: what joining lbox's default bridge network adds, and a
+--       published port (reference: lbox run with a loopback only). podman and
+--       docker are not Debian packages lbox depends on: not compared here.
 -- A runtime that is not installed, or refuses this host, is reported and left out.
 local cgroups = require "lbox.cgroups"
 local cjson = require "cjson"
@@ -166,6 +171,20 @@ local ok, err = pcall(function()
     .. "ratios to the first line of each case", runs, MEMORY_RUNS))
   report("(a) no limits", plain)
   report("(b) memory limit", limited)
+  report("(c) confinement", {
+    { "lbox run, seccomp=unconfined", lbox .. " run.lua --security-opt seccomp=unconfined /bin/true" },
+    { "lbox run (docker's seccomp profile)", lbox .. " run.lua /bin/true" },
+    { "lbox run -m 100m", lbox .. " run.lua -m 100m /bin/true" },
+    { "lbox run -m 100m --cap-add MKNOD", lbox .. " run.lua -m 100m --cap-add MKNOD /bin/true" },
+    { "lbox run --cap-add MKNOD", lbox .. " run.lua --cap-add MKNOD /bin/true" },
+  })
+  -- the default network exists from here on, as docker0 once docker ran
+  sh(lbox .. " run.lua --network bridge /bin/true")
+  report("(d) network", {
+    { "lbox run (loopback only)", lbox .. " run.lua /bin/true" },
+    { "lbox run --network bridge", lbox .. " run.lua --network bridge /bin/true" },
+    { "lbox run -p 18399:80 (bridge)", lbox .. " run.lua -p 18399:80 /bin/true" },
+  })
 end)
 sh("rm -rf " .. work)
 if not ok then error(err, 0) end

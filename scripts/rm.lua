@@ -4,6 +4,7 @@ local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
+local network = require "lbox.network"
 local options = require "lbox.options"
 local state = require "lbox.state"
 
@@ -40,4 +41,6 @@ for _, ref in ipairs(containers) do
   errors.try("cannot remove container " .. ref, fs.remove_tree(state.dir(s.id)))
   print(ref)
 end
+-- and the address leases and port rules of containers whose lbox was killed
+network.sweep()
 return 0

@@ -24,7 +24,11 @@ local RUN_OPTIONS = {
   { "rootfs", value = "DIR", help = "run on this directory instead of an image" },
   { "volume", short = "v", value = "HOST:CTR[:ro]", list = true, help = "bind-mount a host path (repeatable)" },
   { "read-only", help = "mount the container's root read-only" },
-  { "network", value = "MODE", help = "none (the default: lo only), host, or container:NAME (share its network)" },
+  { "network", value = "MODE",
+    help = "none (the default: lo only), bridge (lbox's default network), NAME (see lbox network), host, "
+      .. "or container:NAME (share its network)" },
+  { "publish", short = "p", value = "[IP:]HOSTPORT:PORT[/tcp|/udp]", list = true,
+    help = "publish a port of the container on the host (repeatable; implies --network bridge)" },
   { "detach", short = "d", help = "run in the background and print the container's id" },
   { "name", value = "NAME", help = "a unique name for the container" },
   { "rm", help = "remove the container when it ends (always, without -d)" },
@@ -47,18 +51,25 @@ local RUN_OPTIONS = {
   { "dns", value = "IP", list = true, help = "a nameserver for /etc/resolv.conf (default: the host's)" },
   { "init", help = "run a small init as PID 1 that reaps zombies and passes signals on" },
   { "restart", value = "POLICY", help = "with -d: no, always, unless-stopped, on-failure[:N] (kept by the monitor)" },
+  { "cap-add", value = "CAP", list = true, help = "add a capability to docker's default set (NET_ADMIN, ALL)" },
+  { "cap-drop", value = "CAP", list = true, help = "drop a capability from the set (CHOWN, ALL)" },
+  { "device", value = "HOST[:CTR][:rwm]", list = true, help = "give the container a host device (repeatable)" },
+  { "privileged", help = "every capability, the host's devices, no seccomp, nothing masked" },
+  { "security-opt", value = "OPT", list = true,
+    help = "seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges" },
   { "help", help = "show this help" },
 }
 
 local LABELS = {
   hostname = "--hostname", workdir = "--workdir", env = "--env", rootfs = "--rootfs", image = "image",
-  name = "--name", user = "--user",
+  name = "--name", user = "--user", network = "--network", ["network.ports"] = "-p",
   volumes = "--volume",
   ["limits.memory"] = "--memory", ["limits.memory_swap"] = "--memory-swap",
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
   ["limits.cpuset_cpus"] = "--cpuset-cpus", ["limits.cpuset_mems"] = "--cpuset-mems",
   ["limits.pids"] = "--pids-limit",
   tmpfs = "--tmpfs", ulimits = "--ulimit", shm_size = "--shm-size", extra_hosts = "--add-host", dns = "--dns",
+  cap_add = "--cap-add", cap_drop = "--cap-drop", devices = "--device", seccomp = "--security-opt seccomp",
 }
 
 local function parsed(flag, value, msg)
@@ -141,9 +152,32 @@ local function volumes_from(list)
   return volumes
 end
 
--- --network: the namespaces to make and to join, as docker's modes.
-local function network_from(mode)
+-- -p [IP:]HOSTPORT:PORT[/PROTOCOL] items as the spec's ports
+local function ports_from(list)
+  local ports = {}
+  for _, item in ipairs(list or {}) do
+    local rest, protocol = item:match("^(.-)/(%a+)$")
+    rest, protocol = rest or item, protocol or "tcp"
+    local host_ip, host_port, container_port = rest:match("^([%d.]+):(%d+):(%d+)$")
+    if not host_ip then host_port, container_port = rest:match("^(%d+):(%d+)$") end
+    if not host_port then errors.raise(string.format("-p %q: use [IP:]HOSTPORT:PORT[/tcp|/udp]", item)) end
+    ports[#ports + 1] = { host_ip = host_ip, host_port = math.tointeger(tonumber(host_port)),
+                          container_port = math.tointeger(tonumber(container_port)), protocol = protocol }
+  end
+  return ports
+end
+
+-- --network: the namespaces to make and to join, and the network to be
+-- on, as docker's modes; ports need a network.
+local function network_from(mode, ports)
+  if #ports > 0 and (mode == "none" or mode == "host" or (mode and mode:match("^container:"))) then
+    errors.raise(string.format("-p: a container with --network %s has no ports of its own to publish", mode))
+  end
+  if mode == nil and #ports > 0 then mode = "bridge" end
   if mode == nil or mode == "none" then return nil, nil end
+  if mode ~= "host" and not mode:match("^container:") then
+    return nil, nil, { name = mode, ports = ports }
+  end
   if mode == "host" then
     local namespaces = {}
     for _, name in ipairs(lbox_spec.default_namespaces()) do
@@ -195,6 +229,23 @@ local function absolute(path)
   return path
 end
 
+-- --security-opt, as docker: seccomp=unconfined|FILE, no-new-privileges[=true|false]
+local function security_from(list)
+  local security = {}
+  for _, item in ipairs(list or {}) do
+    local key, value = item:match("^([%w-]+)[=:](.*)$")
+    key = key or item
+    if key == "seccomp" and value and value ~= "" then
+      security.seccomp = value == "unconfined" and value or absolute(value)
+    elseif key == "no-new-privileges" and (value == nil or value == "true" or value == "false") then
+      security.no_new_privileges = value ~= "false"
+    else
+      errors.raise(string.format("--security-opt %q: use seccomp=unconfined, seccomp=FILE or no-new-privileges", item))
+    end
+  end
+  return security
+end
+
 local args = { ... }
 local opts, first = options.parse(RUN_OPTIONS, args)
 if opts.help then
@@ -214,11 +265,13 @@ if #command == 0 then
   errors.raise('"lbox run" requires a command to run (see lbox run --help)')
 end
 
-local namespaces, join = network_from(opts.network)
+local namespaces, join, attachment = network_from(opts.network, ports_from(opts.publish))
+local security = security_from(opts["security-opt"])
 local spec = {
   command = command,
   namespaces = namespaces,
   join = join,
+  network = attachment,
   image = image and image.name,
   rootfs = absolute(opts.rootfs),
   volumes = volumes_from(opts.volume),
@@ -239,6 +292,12 @@ local spec = {
   extra_hosts = each("--add-host", opts["add-host"], workload.parse_host),
   dns = dns_from(opts.dns),
   init = opts.init,
+  cap_add = opts["cap-add"],
+  cap_drop = opts["cap-drop"],
+  privileged = opts.privileged,
+  devices = opts.device,
+  no_new_privileges = security.no_new_privileges,
+  seccomp = security.seccomp,
 }
 local restart
 if opts.restart then

@@ -5,9 +5,9 @@ local helper = require "helper"
 local options = require "lbox.options"
 
 local COMMANDS = { "run", "image", "commit", "export", "ps", "logs", "exec", "stop", "kill", "wait", "rm",
-                   "inspect", "stats", "top", "cp", "pause", "unpause", "restart", "bench",
-                   "examples/matrix", "examples/pipeline", "examples/sandbox",
-                   "examples/lua_payload" }
+                   "inspect", "stats", "top", "cp", "pause", "unpause", "restart", "bench", "network",
+                   "network create", "network ls", "network inspect", "network rm", "examples/matrix",
+                   "examples/pipeline", "examples/sandbox", "examples/lua_payload", "examples/network" }
 
 describe("lbox's command line", function()
   local before
@@ -18,7 +18,10 @@ describe("lbox's command line", function()
     for _, command in ipairs(COMMANDS) do
       -- as docker, run's -h is --hostname
       for _, flag in ipairs(command == "run" and { "--help" } or { "--help", "-h" }) do
-        local r = helper.lbox_run { command, flag }
+        local argv = {}
+        for word in command:gmatch("%S+") do argv[#argv + 1] = word end
+        argv[#argv + 1] = flag
+        local r = helper.lbox_run(argv)
         assert.are.equal(0, r.code, command .. " " .. flag .. ": " .. r.err)
         assert.are.equal("", r.err, command)
         assert.matches("^usage: lbox " .. command:gsub("%p", "%%%0") .. "[ \n]", r.out, command)
@@ -33,7 +36,8 @@ describe("lbox's command line", function()
   it("refuses a wrong number of operands with the usage line, exit 125", function()
     for _, args in ipairs { { "kill" }, { "stop" }, { "rm" }, { "exec", "x" }, { "logs" }, { "logs", "a", "b" },
                             { "wait" }, { "inspect" }, { "commit", "x" }, { "export", "x", "y", "z" },
-                            { "ps", "extra" }, { "top" }, { "cp", "x:/a" }, { "pause" }, { "unpause" },
+                            { "ps", "extra" }, { "network" }, { "network", "create" }, { "network", "ls", "x" },
+                            { "network", "rm" }, { "top" }, { "cp", "x:/a" }, { "pause" }, { "unpause" },
                             { "restart" } } do
       local r = helper.lbox_run(args)
       assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)

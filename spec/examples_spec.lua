@@ -37,6 +37,12 @@ describe("example recipes", function()
     assert.matches("exit code: 3\n$", r.out)
   end)
 
+  it("network: two containers on a private bridge, one publishing a port", function()
+    local r = helper.lbox_run { "examples/network", "18091" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("hello from web\nweb 80: exit 0\nhello from web\n127.0.0.1 18091: exit 0\n", r.out)
+  end)
+
   it("stay short: each recipe under 40 lines", function()
     local p = io.popen("wc -l " .. helper.root .. "/scripts/examples/*.lua")
     local counted = 0
@@ -45,6 +51,6 @@ describe("example recipes", function()
       counted = counted + 1
     end
     p:close()
-    assert.are.equal(4, counted)
+    assert.are.equal(5, counted)
   end)
 end)

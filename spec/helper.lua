@@ -2,9 +2,11 @@
 -- drive it through a real pseudo-terminal, and check that nothing leaked.
 local assert = require "luassert"
 local cgroups = require "lbox.cgroups"
+local cjson = require "cjson"
 local core = require "lbox.core"
 local fs = require "lbox.fs"
 local lfs = require "lfs"
+local network = require "lbox.network"
 
 local M = {}
 
@@ -218,10 +220,76 @@ local function listing(dir)
   return names
 end
 
---- What could leak: mounts, container cgroups, container processes, and
--- state in lbox's store (container directories, staging, images).
+-- The default network's bridge and its route may appear on first use, as
+-- the built-in image does; nothing else of the host's network may change.
+local DEFAULT_BRIDGE = network.default_bridge()
+
+local function without_default_bridge(list)
+  local out = {}
+  for _, item in ipairs(list) do
+    if item ~= DEFAULT_BRIDGE and not item:match("^" .. DEFAULT_BRIDGE .. "%s") then out[#out + 1] = item end
+  end
+  return out
+end
+
+local function lines_of(text)
+  local lines = {}
+  for line in (text or ""):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return lines
+end
+
+--- The host's network interfaces, by name.
+function M.links()
+  return listing("/sys/class/net")
+end
+
+--- The host's IPv4 routes (/proc/net/route lines).
+function M.routes()
+  return lines_of(M.read_file("/proc/net/route"))
+end
+
+--- The rules of lbox's nftables table (this store's) that hold a container's or a
+-- network's resources: published ports and the bridges named.
+function M.nft_rules()
+  local text = core.nft("list table ip " .. network.table_name()) or ""
+  local rules = {}
+  for _, line in ipairs(lines_of(text)) do
+    -- a published port's DNAT; not a network's hairpin masquerade ("ct status dnat")
+    if line:find(" dnat to ", 1, true) then rules[#rules + 1] = line:match("^%s*(.-)%s*$") end
+    for bridge in line:gmatch('"(lbr%-%x+)"') do rules[#rules + 1] = "bridge " .. bridge end
+  end
+  table.sort(rules)
+  -- one entry per bridge
+  local unique = {}
+  for _, rule in ipairs(rules) do if unique[#unique] ~= rule then unique[#unique + 1] = rule end end
+  return unique
+end
+
+-- Every address lease of lbox's networks, as "network address id".
+local function leases()
+  local found = {}
+  for _, name in ipairs(listing(M.store .. "/networks")) do
+    local text = name:match("%.json$") and M.read_file(M.store .. "/networks/" .. name)
+    local ok, net = pcall(cjson.decode, text or "")
+    for address, lease in pairs(ok and type(net) == "table" and net.leases or {}) do
+      found[#found + 1] = name .. " " .. address .. " " .. tostring(lease.id)
+    end
+  end
+  table.sort(found)
+  return found
+end
+
+--- What could leak: mounts, container cgroups, container processes,
+-- state in lbox's store (container directories, staging, images,
+-- networks and their leases), and the host's interfaces, routes and
+-- lbox's nftables rules.
 function M.snapshot()
   return {
+    links = without_default_bridge(M.links()),
+    routes = without_default_bridge(M.routes()),
+    nft = M.nft_rules(),
+    networks = listing(M.store .. "/networks"),
+    leases = leases(),
     mounts = M.read_file("/proc/self/mountinfo"),
     cgroups = M.container_cgroups(),
     foreign = foreign_processes(),
@@ -235,9 +303,13 @@ end
 -- asynchronously when their lbox is killed: give them a moment.
 function M.assert_no_leaks(before)
   local after
-  for _ = 1, 40 do
+  for _ = 1, 60 do
     after = M.snapshot()
-    if #after.foreign <= #before.foreign and #after.cgroups <= #before.cgroups and #children() == 0 then break end
+    -- a container's veth goes with its network namespace, in the background
+    if #after.foreign <= #before.foreign and #after.cgroups <= #before.cgroups and #children() == 0
+      and #after.links <= #before.links then
+      break
+    end
     M.sleep(0.05)
   end
   -- report this test's leaks (from `after`), but let later tests start clean
@@ -246,12 +318,31 @@ function M.assert_no_leaks(before)
     core.kill(pid, core.SIGKILL)
     core.waitpid(pid)
   end
+  local known = {}
+  for _, name in ipairs(before.networks) do known[name] = true end
+  for _, name in ipairs(after.networks) do
+    local network_name = name:match("^(.+)%.json$")
+    if network_name and not known[name] and network_name ~= "bridge" then M.lbox_run { "network", "rm", network_name } end
+  end
   assert.are.same(before.cgroups, after.cgroups, "container cgroups left behind")
   assert.are.same(before.foreign, after.foreign, "container processes left behind")
   assert.are.same({}, children(), "child processes left behind")
   assert.are.equal(before.mounts, after.mounts, "the host mount table changed")
   assert.are.same({}, after.containers, "container directories left in the store")
   assert.are.same({}, after.staging, "staging directories left in the store")
+  assert.are.same(before.links, after.links, "network interfaces left behind")
+  assert.are.same(before.routes, after.routes, "routes left behind")
+  assert.are.same(before.nft, after.nft, "rules left in lbox's nftables table")
+  assert.are.same(before.leases, after.leases, "address leases left in the store")
+  local networks = {}
+  for _, name in ipairs(after.networks) do
+    if name ~= "bridge.json" and name ~= "lock" then networks[#networks + 1] = name end
+  end
+  local expected_networks = {}
+  for _, name in ipairs(before.networks) do
+    if name ~= "bridge.json" and name ~= "lock" then expected_networks[#expected_networks + 1] = name end
+  end
+  assert.are.same(expected_networks, networks, "networks added or removed")
   -- the built-in image may appear on first use; nothing else may change
   local images = {}
   for _, name in ipairs(after.images) do if name ~= "busybox" then images[#images + 1] = name end end

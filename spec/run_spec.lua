@@ -76,7 +76,7 @@ describe("lbox run", function()
     assert.are.same({ 0, own.out }, { shared.code, shared.out }, shared.err)
     assert.are_not.equal(lfs.symlinkattributes("/proc/self/ns/net", "target") .. "\n", own.out)
     assert.are.equal(0, helper.lbox_run({ "rm", "-f", id }).code)
-    for mode, message in pairs { bogus = '%-%-network "bogus": use none, host or container:NAME',
+    for mode, message in pairs { bogus = "%-%-network: no such network bogus %(see lbox network ls%)",
                                  ["container:lbox-spec-none"] = "no such container: lbox%-spec%-none" } do
       r = helper.lbox_run { "run", "--network", mode, "true" }
       assert.are.equal(125, r.code, mode)

@@ -3,6 +3,7 @@
 -- Every group lbox makes is `lbox/<container id>` in each hierarchy it uses;
 -- nothing outside `lbox/` is ever written.
 local core = require "lbox.core"
+local devices = require "lbox.devices"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local lfs = require "lfs"
@@ -15,7 +16,7 @@ local M = {}
 M.parent = os.getenv("LBOX_CGROUP_PARENT") or "lbox"
 M.lock_path = "/run/lbox/cgroups.lock"
 -- controllers whose groups a sweep looks at
-local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer" }
+local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer" }
 local CFS_PERIOD = 100000
 
 local read_file, exists = fs.read_file, fs.exists
@@ -245,16 +246,64 @@ Group.__index = Group
 -- (and on v1 the freezer, for lbox pause; v2 freezes any group)
 local ACCOUNTED_CONTROLLERS = { "memory", "pids", "cpu", "cpuacct", "freezer" }
 
+--- Where device rules `rules` (lbox.devices) would go on this host: v1's
+-- devices controller, or on cgroup v2 an eBPF program on the group, which
+-- then needs a controller to exist in. Reads only.
+-- @return { rules, version, controller (v2: the group's controller if the
+--   limits give it none) } | nil, message when the host has neither
+function M.plan_devices(rules)
+  local _, version = M.hierarchy("devices")
+  if version == 1 then return { rules = rules, version = 1, controller = "devices" } end
+  if M.unified() then
+    for _, controller in ipairs { "pids", "memory", "cpu" } do
+      if M.hierarchy(controller) then return { rules = rules, version = 2, controller = controller } end
+    end
+  end
+  return nil, "device rules need the cgroup v1 devices controller or cgroup v2 with a controller "
+    .. "delegated to lbox (pids, memory or cpu), which this host does not provide"
+end
+
+-- The group's device rules: written to devices.deny/allow (v1), or loaded
+-- as a program and attached (v2).
+local function apply_device_rules(group, rules, version)
+  if version == 1 then
+    local dir = M.hierarchy("devices") .. "/" .. group.name
+    local lines = devices.v1_lines(rules)
+    table.insert(lines, 1, "a")
+    for i, line in ipairs(lines) do
+      local file = dir .. (i == 1 and "/devices.deny" or "/devices.allow")
+      local f, msg = io.open(file, "w")
+      local ok = f and f:write(line)
+      if f then ok, msg = f:close() end
+      if not ok then errors.raise(string.format("cannot write %q to %s: %s", line, file, msg)) end
+    end
+  else
+    local program = errors.try("cannot load the device rules as an eBPF program",
+      core.bpf_device_program(devices.bpf_program(rules)))
+    local dir_fd, msg = core.open(group:unified_path(), "directory")
+    local ok
+    if dir_fd then ok, msg = core.bpf_attach_device(program, dir_fd) end
+    core.close(program)
+    if dir_fd then core.close(dir_fd) end
+    if not ok then errors.raise("cannot attach the device rules to the container's cgroup: " .. tostring(msg)) end
+  end
+end
+
 --- Create the cgroup of container `id` and make `writes` (from `plan`);
--- with `accounting`, also in the controllers `stats` reads, limits or not.
+-- with `accounting`, also in the controllers `stats` reads, limits or not;
+-- with `device_plan` (from plan_devices), denying every device access its
+-- rules do not allow.
 -- @return group | nil when no cgroup is needed
-function M.create(id, writes, accounting)
+function M.create(id, writes, accounting, device_plan)
   local controllers = {}
   for _, w in ipairs(writes) do controllers[#controllers + 1] = w[1] end
   if accounting then
     for _, controller in ipairs(ACCOUNTED_CONTROLLERS) do
       if M.hierarchy(controller) then controllers[#controllers + 1] = controller end
     end
+  end
+  if device_plan and (device_plan.version == 1 or #controllers == 0) then
+    controllers[#controllers + 1] = device_plan.controller
   end
   if #controllers == 0 then return nil end
   local self = setmetatable({ name = M.parent .. "/" .. id, controllers = {} }, Group)
@@ -284,6 +333,13 @@ function M.create(id, writes, accounting)
         end
       end
       errors.raise(string.format("cannot create cgroup %s: %s", self.name, msg))
+    end
+    if device_plan then
+      local applied, why = pcall(apply_device_rules, self, device_plan.rules, device_plan.version)
+      if not applied then
+        self:remove()
+        error(why, 0)
+      end
     end
   end)
   if not ok then

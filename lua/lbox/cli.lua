@@ -14,6 +14,7 @@ usage: lbox [RECIPE [ARGS...]]
   lbox image|commit|export ...                   the image store (scripts/image.lua ...)
   lbox ps|logs|exec|stop|kill|wait|rm|inspect|stats|top|cp|pause|unpause|restart
                                                  containers (scripts/ps.lua ...)
+  lbox network create|ls|inspect|rm ...          networks of containers (scripts/network.lua)
   lbox my-recipe.lua [ARGS...]                   run a Lua recipe
   lbox -i my-recipe.lua [ARGS...]                run it, then the REPL with its globals at hand
   lbox                                           open the REPL, with `lbox` loaded

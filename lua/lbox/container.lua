@@ -3,10 +3,12 @@
 -- ordered lists of named steps, one on each side of the handoff, each start
 -- step pushing what undoes it (lbox.undo). Read `start_steps` here and
 -- `steps` in lbox.inside top to bottom to know what happens when.
+local capabilities = require "lbox.capabilities"
 local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local inside = require "lbox.inside"
+local network = require "lbox.network"
 local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local state = require "lbox.state"
@@ -22,7 +24,6 @@ local try = errors.try
 -- runs inside the container.
 M.NAMESPACE_FLAGS = inside.NAMESPACE_FLAGS
 M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
-M.CAPABILITIES = inside.CAPABILITIES
 M.init_steps = inside.steps
 local WATCHED_SIGNALS = inside.WATCHED_SIGNALS
 -- Signals that end a wait with the error "interrupted" instead of going to
@@ -93,8 +94,15 @@ M.start_steps = {
     -- in the directory, removed with it
     c.spec.root = rootfs.prepare(c.id, c.spec, c.plan)
   end },
+  { "network", function(c)
+    -- before the clone, so that the init has its address through the fork:
+    -- a lease on the network planned (lbox.network), the /etc/hosts of its
+    -- containers, the rules of its ports; its undo gives them back
+    if c.spec.network then c.spec.network_config = network.attach(c, c.undo) end
+  end },
   { "cgroup", function(c)
-    c.cgroup = cgroups.create(c.id, c.plan.cgroup_writes, c.spec.accounting)
+    -- the limits' writes, and the device rules (lbox.devices) when planned
+    c.cgroup = cgroups.create(c.id, c.plan.cgroup_writes, c.spec.accounting, c.plan.device_plan)
     if c.cgroup then
       c.undo:push("remove the cgroup", function()
         local ok, msg = c.cgroup:remove()
@@ -176,8 +184,13 @@ M.start_steps = {
       try("cannot move the container into its cgroup", c.cgroup:attach(c.pid))
     end
   end },
+  { "veth", function(c)
+    -- its inner end, eth0, made in the namespace of the init, which waits
+    -- for release_child; it goes with that namespace when the process ends
+    if c.spec.network then network.link(c, c.undo) end
+  end },
   { "release_child", function(c)
-    -- sync 1: the child is in its cgroup and may go on
+    -- sync 1: the child is in its cgroup (and on its network) and may go on
     try("cannot release the container's init", core.write(c.sync_write, inside.GO))
     c:close_fds("sync_write")
   end },
@@ -400,8 +413,11 @@ function Container:exec(argv, opts)
   taken:push("unblock signals", release_signals)
   -- the command's side: lbox.inside.exec_steps
   local ctx = { error_fd = error_write, cgroup = self.cgroup, process = process, terminal = slave,
-                workdir = opts.workdir or self.spec.workdir or "/", spec = { user = user, env = env, command = argv },
-                plan = { ulimits = self.plan.ulimits },
+                workdir = opts.workdir or self.spec.workdir or "/",
+                -- confined as the container's init: its capabilities, no_new_privs and seccomp program
+                spec = { user = user, env = env, command = argv, capabilities = self.spec.capabilities,
+                         no_new_privileges = self.spec.no_new_privileges },
+                plan = { seccomp_program = self.plan.seccomp_program, ulimits = self.plan.ulimits },
                 supervise = function(child)
                   local status = {}
                   supervise(child, child_ended(child, status))
@@ -470,8 +486,11 @@ function M.attach(recorded)
   local process, why = state.open_process(recorded)
   if not process then return nil, why end
   local self = setmetatable({ id = recorded.id, pid = recorded.pid, pidfd = process, state = "running", attached = true,
-    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user },
-    plan = { ulimits = recorded.ulimits or {} } }, Container)
+    spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user,
+             -- recorded before capabilities were: docker's default set
+             capabilities = recorded.capabilities or capabilities.DEFAULT,
+             no_new_privileges = recorded.no_new_privileges },
+    plan = { seccomp_program = state.seccomp_program(recorded.id), ulimits = recorded.ulimits or {} } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   -- all this process holds of it, let go of by destroy (or <close>)
   self.undo = undo.new()

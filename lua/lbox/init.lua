@@ -7,6 +7,7 @@
 -- The spec's fields: lbox.spec; the methods (start, wait, exec, kill,
 -- stats, destroy, before, after): lbox.container; the reference: lua/API.md.
 local container = require "lbox.container"
+local network = require "lbox.network"
 
 local lbox = {}
 
@@ -20,6 +21,12 @@ lbox.container = container.new
 function lbox.run(spec)
   return container.new(spec):start():wait()
 end
+
+--- Networks: create(name, { subnet, gateway }), list(), inspect(name),
+-- remove(name). A container joins one with its spec's `network` field.
+lbox.network = {
+  create = network.create, list = network.list, inspect = network.inspect, remove = network.remove,
+}
 
 --- The ordered setup steps, for recipes that change them.
 lbox.start_steps = container.start_steps

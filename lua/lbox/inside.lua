@@ -2,6 +2,7 @@
 -- steps in order, and the runner that makes sure the child never returns
 -- into lbox's code. lbox's side is in lbox.container.
 local cgroups = require "lbox.cgroups"
+local confine = require "lbox.confine"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
@@ -9,6 +10,7 @@ local fs = require "lbox.fs"
 local lfs = require "lfs"
 local pid1 = require "lbox.pid1"
 local mounts = require "lbox.mounts"
+local network = require "lbox.network"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
 
@@ -56,30 +58,9 @@ M.TTY_GID = 5
 -- The container's umask: docker's (runc's default).
 M.UMASK = tonumber("022", 8)
 
--- Capabilities a container keeps: docker's default set but CAP_MKNOD, as
--- podman. Without CAP_SYS_ADMIN it cannot remount what lbox made read-only.
--- docker keeps CAP_MKNOD behind a device cgroup that denies the nodes it
--- could make; lbox has none (a v1 group costs milliseconds, v2 needs an
--- eBPF program), and a node made on a volume would open the host's disks.
-M.CAPABILITIES = {
-  0,  -- CAP_CHOWN
-  1,  -- CAP_DAC_OVERRIDE
-  3,  -- CAP_FOWNER
-  4,  -- CAP_FSETID
-  5,  -- CAP_KILL
-  6,  -- CAP_SETGID
-  7,  -- CAP_SETUID
-  8,  -- CAP_SETPCAP
-  10, -- CAP_NET_BIND_SERVICE
-  13, -- CAP_NET_RAW
-  18, -- CAP_SYS_CHROOT
-  29, -- CAP_AUDIT_WRITE
-  31, -- CAP_SETFCAP
-}
-
 -- The container's init, after the clone, in order. Each step gets the init
--- context { sync_fd, error_fd, console, spec, payload, join_fds } and raises
--- on failure; the last one replaces the process with the command.
+-- context { sync_fd, error_fd, console, spec, plan, payload, join_fds } and
+-- raises on failure; the last one replaces the process with the command.
 M.steps = {
   { "die_with_lbox", function()
     -- if lbox is killed, the container goes too, and the next run sweeps its cgroup
@@ -120,6 +101,11 @@ M.steps = {
     -- a new network namespace's lo is down; docker's --network none has it up
     if ctx.spec.namespaces.net then try("cannot bring up the loopback interface", core.link_up("lo")) end
   end },
+  { "eth0", function(ctx)
+    -- a network's: put here by lbox's veth step before it let this process
+    -- go on; its address came with the fork (lbox's network step)
+    if ctx.spec.network_config then network.configure_inside(ctx.spec.network_config) end
+  end },
   { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only) end },
   { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },
   { "mount_sys", function(ctx) mounts.mount_sys(ctx.spec.root) end },
@@ -130,7 +116,11 @@ M.steps = {
   { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
   { "mount_tmpfs", function(ctx) mounts.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) mounts.mount_etc_files(ctx.spec.root) end },
-  { "mask_paths", function(ctx) mounts.mask_paths(ctx.spec.root) end },
+  -- the planned nodes: --device ones, or the host's with --privileged
+  { "devices", function(ctx) mounts.make_devices(ctx.spec.root, ctx.plan.devices) end },
+  { "mask_paths", function(ctx)
+    if not ctx.spec.privileged then mounts.mask_paths(ctx.spec.root) end
+  end },
   { "pivot_root", function(ctx) mounts.pivot(ctx.spec.root) end },
   { "workdir", function(ctx)
     local dir = ctx.spec.workdir or "/"
@@ -176,17 +166,22 @@ M.steps = {
       try("cannot set the " .. name .. " limit", ok, msg)
     end
   end },
-  { "capabilities", function()
-    try("cannot drop capabilities", core.limit_capabilities(M.CAPABILITIES))
-  end },
+  { "keyring", function() confine.new_keyring() end },
+  { "no_new_privileges", function(ctx) confine.no_new_privileges(ctx.spec) end },
+  { "seccomp", function(ctx) confine.seccomp(ctx.plan.seccomp_program) end },
+  { "bounding_set", function(ctx) confine.bounding_set(ctx.spec) end },
   { "user", function(ctx)
-    -- last of all: as another user, lbox could not set up anything
+    -- as another user, lbox could not set up anything
     M.become_user(ctx.spec.user, ctx.spec.env)
   end },
+  { "capabilities", function(ctx) confine.capabilities(ctx.spec) end },
   { "signals", function() M.reset_signals() end },
   { "exec", function(ctx)
     if ctx.payload then
-      -- a Lua function as the container's PID 1: its result is the exit code
+      -- a Lua function as the container's PID 1: its result is the exit
+      -- code. It keeps stdio only, as a program would; closing the error
+      -- pipe tells lbox the container has started.
+      try("cannot close lbox's descriptors", core.close_range(3))
       local ok, result = xpcall(ctx.payload, debug.traceback, ctx)
       if not ok then io.stderr:write("lbox: the container's Lua payload failed: ", tostring(result), "\n") end
       io.stdout:flush()
@@ -217,7 +212,8 @@ end
 -- running container's cgroup and namespaces, then the init's own last
 -- steps. Each gets the exec context { error_fd, cgroup, process (a pidfd of
 -- PID 1), terminal (a pty's slave | nil), workdir, supervise (child pid ->
--- exit code), spec = { user, env, command }, plan = { ulimits } }.
+-- exit code), spec = { user, env, command, capabilities, no_new_privileges },
+-- plan = { seccomp_program, ulimits } }.
 M.exec_steps = {
   { "join_cgroup", function(ctx)
     if ctx.cgroup then try("cannot join the container's cgroup", ctx.cgroup:attach(core.getpid())) end
@@ -249,10 +245,15 @@ M.exec_steps = {
     end
     try("cannot close lbox's descriptors", core.cloexec_from(3))
   end },
-  -- the container's, as docker exec gives them (not lbox's)
+  -- the container's ulimits, as docker exec gives them (not lbox's)
   init_step("ulimits"),
-  init_step("capabilities"),
+  -- confined as the init is, in the same order
+  init_step("keyring"),
+  init_step("no_new_privileges"),
+  init_step("seccomp"),
+  init_step("bounding_set"),
   init_step("user"),
+  init_step("capabilities"),
   init_step("signals"),
   init_step("exec"),
 }
@@ -271,16 +272,13 @@ function M.become_user(user, env)
     fs.read_file("/etc/passwd"), fs.read_file("/etc/group"))
   if not found then errors.raise(msg) end
   env.HOME = env.HOME or found.home
-  -- root too: the groups, umask and session keyring lbox runs with are the
-  -- host's, not the container's
+  -- root too: the groups and umask lbox runs with are the host's, not the
+  -- container's
   core.umask(M.UMASK)
   M.give_stdio(found.uid)
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))
-  -- as the user, who owns it then; without keyrings (or over the user's
-  -- key quota) the command keeps lbox's, as runc does when it may not
-  core.new_session_keyring()
 end
 
 --- Make the user the owner of the container's stdio, as runc does, so that

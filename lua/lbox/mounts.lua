@@ -126,12 +126,14 @@ end
 function M.mount_dev(root, console, shm_size)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
-  -- 0666 as docker's, which the umask lbox runs with would cut
+  -- the modes asked for, whatever umask lbox was started with
   local umask = core.umask(0)
   for _, d in ipairs(DEVICES) do
     local ok, msg = core.mknod(dev .. "/" .. d[1], "char", tonumber("666", 8), d[2], d[3])
-    if not ok then core.umask(umask) end
-    try("cannot create /dev/" .. d[1], ok, msg)
+    if not ok then
+      core.umask(umask)
+      errors.raise("cannot create /dev/" .. d[1] .. ": " .. msg)
+    end
   end
   core.umask(umask)
   for name, target in pairs(DEV_LINKS) do
@@ -144,6 +146,21 @@ function M.mount_dev(root, console, shm_size)
   if console then
     fs.write_file(dev .. "/console", "")
     mount("/dev/console", console, dev .. "/console", nil, BIND)
+  end
+end
+
+--- The device nodes `devices` (from lbox.devices) in the container's
+-- /dev (or wherever their target is), root's, with the host node's mode.
+function M.make_devices(root, devices)
+  for _, d in ipairs(devices) do
+    local path = paths.secure_join(root.path, d.target)
+    try("cannot create the directory of " .. d.target, fs.mkdir_p(path:match("^(.*)/[^/]*$")))
+    if fs.kind(path) then os.remove(path) end
+    -- the host node's mode, whatever umask lbox was started with
+    local umask = core.umask(0)
+    local ok, msg = core.mknod(path, d.type == "b" and "block" or "char", d.mode, d.major, d.minor)
+    core.umask(umask)
+    if not ok then errors.raise("cannot create device " .. d.target .. ": " .. msg) end
   end
 end
 

@@ -61,8 +61,11 @@ function M.claim(id, spec, plan, undo)
   state.write(id, {
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
-    user = spec.user, lower = plan.lower, ulimits = plan.ulimits, -- for exec
+    user = spec.user, lower = plan.lower, capabilities = spec.capabilities, no_new_privileges = spec.no_new_privileges,
+    ulimits = plan.ulimits, -- for exec
   })
+  -- for exec, which confines its commands with the same filter
+  if plan.seccomp_program then state.write_seccomp_program(id, plan.seccomp_program) end
 end
 
 --- In lbox, in the claimed directory: the copy-on-write layer on the

@@ -1,13 +1,18 @@
 --- The container spec: what a container is, as plain data, and its checks.
 -- Its fields are documented once, in lua/API.md ("The spec"); a spec
 -- (spec/api_spec.lua) keeps FIELDS and lbox.limits equal to that list.
+local capabilities = require "lbox.capabilities"
 local cgroups = require "lbox.cgroups"
+local devices = require "lbox.devices"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
 local limits_table = require "lbox.limits"
 local lfs = require "lfs"
+local network = require "lbox.network"
+local seccomp = require "lbox.seccomp"
+local store = require "lbox.store"
 local units = require "lbox.units"
 local users = require "lbox.users"
 local workload = require "lbox.workload"
@@ -17,7 +22,8 @@ local M = {}
 --- The fields a spec may have; any other is refused, as a typo would be.
 M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
-  "join", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
+  "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
+  "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
   "ulimits", "shm_size", "extra_hosts", "dns", "init",
 }
 local KNOWN_FIELDS = {}
@@ -157,6 +163,13 @@ function M.normalize(spec, labels)
     out.namespaces[name] = nil -- joined, not made
   end
 
+  if spec.network ~= nil then
+    out.network = network.check_attachment(spec.network, bad)
+    if not out.namespaces.net then
+      bad("network", "a container on a network needs a network namespace of its own")
+    end
+  end
+
   -- HOME comes from the user's /etc/passwd entry, inside
   out.env = { PATH = exec.DEFAULT_PATH, HOSTNAME = out.hostname, TERM = out.tty and "xterm" or nil }
   for name, value in pairs(spec.env or {}) do
@@ -167,14 +180,20 @@ function M.normalize(spec, labels)
   end
 
   M.check_limits(spec.limits or {}, out.limits, bad)
+  M.check_confinement(spec, out, bad)
   return out
 end
 
 --- What starting the normalized `spec` takes from the host, checked before
 -- anything is made there, in one place: the image's root (the built-in
 -- image is made on first use), the --rootfs directory, the cgroup writes
--- the limits need. Raises a user error naming the field.
+-- the limits need, the device nodes to make and the rules that guard them
+-- (and where this host's cgroups keep those), the seccomp program (read
+-- from a profile file, or the store's cache), the network to join and its
+-- ports, the open files limit. Raises a user error naming the field.
 -- @return plan { lower = image root | nil, cgroup_writes = list,
+--   devices = nodes (lbox.devices), device_plan = nil | from
+--   cgroups.plan_devices, seccomp_program = BPF | nil (unconfined),
 --   ulimits = the spec's and the default open files (lbox.workload) }
 function M.plan(spec, labels)
   local bad = complainer(labels)
@@ -192,7 +211,73 @@ function M.plan(spec, labels)
   if not writes then bad(field, "%s", msg) end
   plan.cgroup_writes = writes
   plan.ulimits = workload.plan_ulimits(spec.ulimits)
+  M.plan_confinement(spec, plan, bad)
+  -- an unknown or full network, a port published or bound already; the
+  -- network step checks again, under the networks' lock
+  if spec.network then network.check_admission(spec.network, bad) end
   return plan
+end
+
+local function contains(list, value)
+  for _, item in ipairs(list) do if item == value then return true end end
+  return false
+end
+
+--- Check the capabilities, devices and seccomp fields of `spec` into `out`
+-- (no look at the host: lbox.spec.plan_confinement does that):
+-- out.capabilities (names), out.no_new_privileges, out.privileged,
+-- out.devices (HOST[:CONTAINER][:rwm] strings), out.seccomp (its source).
+function M.check_confinement(spec, out, bad)
+  for _, field in ipairs { "cap_add", "cap_drop" } do
+    if spec[field] ~= nil and type(spec[field]) ~= "table" then bad(field, "a list of capability names expected") end
+  end
+  out.privileged = spec.privileged and true or false
+  out.no_new_privileges = spec.no_new_privileges and true or false
+  local caps, msg = capabilities.combine(spec.cap_add, spec.cap_drop)
+  if not caps then bad(#(spec.cap_add or {}) > 0 and "cap_add" or "cap_drop", "%s", msg) end
+  out.capabilities = out.privileged and capabilities.all() or caps
+  out.devices = {}
+  if spec.devices ~= nil and type(spec.devices) ~= "table" then bad("devices", "a list of HOST[:CONTAINER][:rwm]") end
+  for _, text in ipairs(spec.devices or {}) do
+    if type(text) ~= "string" then bad("devices", "a list of HOST[:CONTAINER][:rwm]") end
+    out.devices[#out.devices + 1] = text
+  end
+  local source = spec.seccomp
+  if source == nil then source = "default" end
+  if type(source) == "string" and source ~= "default" and source ~= "unconfined" and source:sub(1, 1) ~= "/" then
+    bad("seccomp", "%q: use default, unconfined, an absolute path to a profile, or a profile table", source)
+  elseif type(source) ~= "string" and type(source) ~= "table" then
+    bad("seccomp", "a profile name, path or table expected")
+  end
+  out.seccomp = source
+end
+
+--- What the confinement of the normalized `spec` takes from the host, into
+-- `plan`: the device nodes (the --device ones; the host's, all of them,
+-- when privileged), the rules that guard them with where the host's
+-- cgroups take them (rules only when the container can make nodes or was
+-- given some), and the compiled seccomp program.
+function M.plan_confinement(spec, plan, bad)
+  plan.devices = {}
+  for _, text in ipairs(spec.devices) do
+    local device, why = devices.parse(text)
+    if not device then bad("devices", "%s", why) end
+    plan.devices[#plan.devices + 1] = device
+  end
+  if spec.privileged then
+    -- the host's devices, all of them, and no rules
+    for _, device in ipairs(devices.host_devices()) do plan.devices[#plan.devices + 1] = device end
+  elseif #plan.devices > 0 or contains(spec.capabilities, "CAP_MKNOD") then
+    -- what it can make or was given, it may open only as the rules say
+    local msg
+    plan.device_plan, msg = cgroups.plan_devices(devices.rules(plan.devices))
+    if not plan.device_plan then errors.raise(msg) end
+  end
+  if spec.seccomp ~= "unconfined" and not spec.privileged then
+    local msg
+    plan.seccomp_program, msg = seccomp.program(spec.seccomp, spec.capabilities, store.root() .. "/cache/seccomp")
+    if not plan.seccomp_program then bad("seccomp", "%s", msg) end
+  end
 end
 
 local function cpu_list_within(text, online_file, what, field, bad)

@@ -42,6 +42,17 @@ function M.write(id, state)
   errors.try("cannot record the container's state", os.rename(path .. ".tmp", path))
 end
 
+--- Keep the seccomp program container `id` was started with, for exec,
+-- which confines its commands with the same filter.
+function M.write_seccomp_program(id, program)
+  fs.write_file(M.dir(id) .. "/seccomp.bpf", program)
+end
+
+--- The seccomp program container `id` was started with | nil (unconfined).
+function M.seccomp_program(id)
+  return fs.read_file(M.dir(id) .. "/seccomp.bpf")
+end
+
 --- Merge `changes` into the state of container `id`.
 function M.update(id, changes)
   local state = M.read(id) or { id = id }
