@@ -98,7 +98,7 @@ describe("images", function()
     end
   end)
 
-  it("mounts the root and volumes nodev: a node in an image or a volume opens nothing", function()
+  it("mounts the root and volumes nodev without device rules: a node in an image or a volume opens nothing", function()
     local major, minor = sh("ls /sys/dev/block | head -1"):match("^(%d+):(%d+)")
     sh("mkdir -p " .. work .. "/root " .. work .. "/vol && cp -a " .. BUSYBOX_ROOT .. "/. " .. work .. "/root/ && "
       .. "mknod " .. work .. "/root/disk b " .. major .. " " .. minor .. " && mknod " .. work .. "/root/null c 1 3 && "
@@ -123,6 +123,14 @@ describe("images", function()
       assert.matches("\n/ [^\n]*nodev", r.out, what)
       assert.matches("\n/vol [^\n]*nodev", r.out, what)
     end
+    -- with device rules (it may make nodes), they guard the image's nodes
+    -- instead, as docker's: the disk is refused, its null opens
+    local r = helper.lbox_run { "run", "--cap-add", "MKNOD", "-v", work .. "/vol:/vol", "lbox-spec-nodev", "sh", "-c", probe }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("/null opened\n1\n", r.out:match("^(.-\n1\n)"), r.out)
+    assert.are.equal(2, select(2, r.err:gsub("Operation not permitted", "")), r.err)
+    assert.is_nil(r.out:match("\n/ [^\n]*nodev"), r.out)
+    assert.is_nil(r.out:match("\n/vol [^\n]*nodev"), r.out)
   end)
 
   it("commits and exports a running container's filesystem", function()

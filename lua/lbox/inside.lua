@@ -106,14 +106,14 @@ M.steps = {
     -- go on; its address came with the fork (lbox's network step)
     if ctx.spec.network_config then network.configure_inside(ctx.spec.network_config) end
   end },
-  { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only) end },
+  { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only, ctx.plan.nodev) end },
   { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },
   { "mount_sys", function(ctx) mounts.mount_sys(ctx.spec.root) end },
   { "mount_cgroups", function(ctx)
     mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
   end },
   { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end },
-  { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
+  { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes, ctx.plan.nodev) end },
   { "mount_tmpfs", function(ctx) mounts.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) mounts.mount_etc_files(ctx.spec.root) end },
   -- the planned nodes: --device ones, or the host's with --privileged

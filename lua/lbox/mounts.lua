@@ -55,28 +55,28 @@ local function read_only_tree(what, path, attrs)
   try("cannot make " .. what .. " read-only", core.mount_setattr(path, attrs or ATTR_RDONLY, 0, RECURSIVE))
 end
 
--- Device nodes in an image or a volume never open a host device: the
--- container's /dev is lbox's own, and until device rules exist, every other
--- mount of the container's files is nodev, submounts included.
+-- Device nodes in an image or a volume never open a host device: a
+-- container without device rules (lbox.spec.plan's `nodev`) gets lbox's own
+-- /dev, and every other mount of its files nodev, submounts included.
 local function no_devices(what, path)
   try("cannot mount " .. what .. " nodev", core.mount_setattr(path, ATTR_NODEV, 0, RECURSIVE))
 end
 
---- Mount the root, nodev: the image's overlay, or a bind of the directory
--- (pivot_root needs a mount point). With `read_only`, what the directory
--- has mounted below it is made read-only now, before lbox mounts its own
--- (/proc, /dev, volumes) there; the root itself stays writable for their
--- mount points until make_read_only.
-function M.mount_root(root, read_only)
+--- Mount the root, with `nodev` nodev: the image's overlay, or a bind of
+-- the directory (pivot_root needs a mount point). With `read_only`, what
+-- the directory has mounted below it is made read-only now, before lbox
+-- mounts its own (/proc, /dev, volumes) there; the root itself stays
+-- writable for their mount points until make_read_only.
+function M.mount_root(root, read_only, nodev)
   if root.overlay then
-    local ok, msg = core.mount("overlay", root.path, "overlay", NODEV, root.overlay)
+    local ok, msg = core.mount("overlay", root.path, "overlay", nodev and NODEV or 0, root.overlay)
     if not ok then
       errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. store.root()
         .. ", or $LBOX_STORE) must be on a filesystem overlayfs can write to, such as ext4, xfs or tmpfs")
     end
   else
     mount("the container's root", root.path, root.path, nil, BIND | REC)
-    no_devices("the container's root", root.path)
+    if nodev then no_devices("the container's root", root.path) end
     if read_only then
       -- a root the host gave read-only stays so (access says EROFS)
       local writable = core.access(root.path, "write")
@@ -165,12 +165,12 @@ function M.make_devices(root, devices)
 end
 
 --- Bind each volume { host, target, readonly } at its target inside the
--- root, nodev.
-function M.mount_volumes(root, volumes)
+-- root, with `nodev` nodev.
+function M.mount_volumes(root, volumes, nodev)
   for _, v in ipairs(volumes) do
     local target = ensure(root.path, v.target, fs.kind(v.host) ~= "directory")
     mount(v.target, v.host, target, nil, BIND | REC)
-    no_devices(v.target, target)
+    if nodev then no_devices(v.target, target) end
     if v.readonly then read_only_tree(v.target, target) end
   end
 end

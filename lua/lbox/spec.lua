@@ -193,7 +193,8 @@ end
 -- ports, the open files limit. Raises a user error naming the field.
 -- @return plan { lower = image root | nil, cgroup_writes = list,
 --   devices = nodes (lbox.devices), device_plan = nil | from
---   cgroups.plan_devices, seccomp_program = BPF | nil (unconfined),
+--   cgroups.plan_devices, nodev = root and volumes nodev (no rules),
+--   seccomp_program = BPF | nil (unconfined),
 --   ulimits = the spec's and the default open files (lbox.workload) }
 function M.plan(spec, labels)
   local bad = complainer(labels)
@@ -273,6 +274,9 @@ function M.plan_confinement(spec, plan, bad)
     plan.device_plan, msg = cgroups.plan_devices(devices.rules(plan.devices))
     if not plan.device_plan then errors.raise(msg) end
   end
+  -- without rules, nothing guards a node an image or a volume brings: its
+  -- root and volumes are mounted nodev (a privileged one opens any device)
+  plan.nodev = not spec.privileged and not plan.device_plan
   if spec.seccomp ~= "unconfined" and not spec.privileged then
     local msg
     plan.seccomp_program, msg = seccomp.program(spec.seccomp, spec.capabilities, store.root() .. "/cache/seccomp")
