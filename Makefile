@@ -73,10 +73,13 @@ debian-root:
 	spec/debian-root $(LBOX_CACHE)/debian12.tar
 
 # The guest's root is an overlay, which overlayfs will not take as an upper
-# layer: the store goes on a tmpfs there.
+# layer: the store goes on a tmpfs there. The #userland spec (a Debian root,
+# 180 MB to import and nothing cgroup-specific) runs on the host only: the
+# guest emulates its CPU (minutes to import it) and may have no network to
+# make it with.
 test-v2: all
 	spec/v2vm/run-in-v2vm.sh -t 2400 -r -e LBOX_STORE=/tmp/lbox-store $(CURDIR) \
-	  'spec/v2vm/add-swap && $(BUSTED) spec'
+	  'spec/v2vm/add-swap && $(BUSTED) --exclude-tags=userland spec'
 
 check: all
 	spec/run-suites

@@ -8,7 +8,8 @@ local core = require "lbox.core"
 local IMAGE = "lbox-spec-debian12"
 local CACHE = os.getenv("LBOX_CACHE") or "/var/cache/lbox"
 
-describe("a Debian 12 root", function()
+-- #userland: on this host only, not in make test-v2's emulated guest (Makefile)
+describe("a Debian 12 root #userland", function()
   local before
   setup(function()
     local made = helper.exec({ helper.root .. "/spec/debian-root", CACHE .. "/debian12.tar" }, { timeout = 1200 })
