@@ -2,6 +2,8 @@
 PREFIX ?= /usr/local
 CC ?= cc
 LUA ?= lua5.4
+# one source for the version: what `lbox --version` and require("lbox").version say
+VERSION := $(shell sed -n 's/^lbox.version = "\(.*\)"$$/\1/p' lua/lbox/init.lua)
 PKGS = lua5.4 libcgroup libseccomp libmnl
 CFLAGS ?= -O2 -g
 # expanded when used, so that `make deps all` works on a machine without pkg-config yet;
@@ -18,8 +20,14 @@ BUSTED = $(LUA) /usr/bin/busted
 LUA_SRC = $(wildcard lua/lbox/*.lua)
 LUA_BYTECODE = $(LUA_SRC:%=build/%)
 
-.PHONY: all deps deps-bench install uninstall test test-v2 check lint bench clean debian-root
-all: lbox build/lbox/core.so $(LUA_BYTECODE)
+.PHONY: all deps deps-bench install uninstall test test-v2 check lint bench deb clean debian-root
+all: lbox build/lbox/core.so $(LUA_BYTECODE) build/doc/stamp
+
+# The man pages and bash completion, made by lbox from the tables --help prints.
+build/doc/stamp: lbox build-aux/manpages.lua lua/API.md $(LUA_SRC) $(wildcard scripts/*.lua)
+	rm -rf build/doc
+	./lbox build-aux/manpages.lua build/doc
+	touch $@
 
 # Bytecode copies, loaded instead of the sources when newer (see core/main.c).
 build/lua/%.lua: lua/%.lua
@@ -42,7 +50,7 @@ build/lbox/core.so: $(CORE_OBJ)
 # The distribution packages listed in vendor/ (root, Debian): everything
 # to build and to pass `make check`; `deps-bench` adds the runtimes compared.
 deps:
-	vendor/install-packages vendor/build.txt vendor/test.txt vendor/v2vm.txt
+	vendor/install-packages vendor/build.txt vendor/test.txt vendor/deb.txt vendor/v2vm.txt
 deps-bench:
 	vendor/install-packages vendor/bench.txt
 
@@ -54,9 +62,20 @@ install: all
 	install -p -m 644 build/lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox/
 	install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/
 	install -m 644 scripts/examples/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/examples/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 build/doc/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 build/doc/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -m 644 build/doc/completion/lbox $(DESTDIR)$(PREFIX)/share/bash-completion/completions/lbox
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/share/lbox
+	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/share/lbox \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/lbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/lbox-*.1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man7/lbox-api.7 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/lbox
+
+# A Debian package of `make install PREFIX=/usr`, by dpkg-deb (build-aux/mkdeb).
+deb: all
+	build-aux/mkdeb $(VERSION)
 
 # The specs on this host; in a pure cgroup v2 guest; both, with one summary.
 # This host has no swap: its suite leaves out the swap spec (the guest has one).
@@ -85,11 +104,11 @@ check: all
 	spec/run-suites
 
 lint:
-	luacheck lua scripts spec
+	luacheck lua scripts spec build-aux
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability core
 
 bench: all deps-bench
 	./lbox scripts/bench.lua
 
 clean:
-	rm -rf build lbox
+	rm -rf build lbox lbox_*.deb

@@ -23,9 +23,9 @@ local errors = require "lbox.errors"
 local options = require "lbox.options"
 
 local opts, args = options.command({
-  usage = "lbox bench [RUNS]",
-  summary = "Start-up time and peak memory of lbox run next to unshare, a shell script, bwrap, runc and crun "
-    .. "(RUNS runs each, 300 by default).",
+  name = "bench", synopsis = { "[RUNS]" }, summary = "measure lbox run's start-up time and memory against others",
+  description = "Start-up time and peak memory of lbox run next to unshare, a shell script, bwrap, runc and "
+    .. "crun (RUNS runs each, 300 by default), with hyperfine; a runtime that is not installed is left out.",
   operands = { 0, 1 },
 }, { ... })
 if not opts then return 0 end

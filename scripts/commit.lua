@@ -1,13 +1,14 @@
 -- lbox commit CONTAINER IMAGE: a new image from a container's root
 -- filesystem, running or ended and kept (its changes included; /proc, /sys,
 -- /dev and volumes left out).
-local options = require "lbox.options"
 local images = require "lbox.images"
+local options = require "lbox.options"
 local views = require "lbox.views"
 
 local opts, args = options.command({
-  usage = "lbox commit CONTAINER IMAGE",
-  summary = "A new image from a container's root filesystem, running or ended and kept.",
+  name = "commit", synopsis = { "CONTAINER IMAGE" }, summary = "save a container's filesystem as a new image",
+  description = "The container may be running, or ended and kept (run -d without --rm). Its changes are "
+    .. "included; /proc, /sys, /dev and volumes are left out.",
   operands = { 2, 2 },
 }, { ... })
 if not opts then return 0 end

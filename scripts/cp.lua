@@ -11,8 +11,10 @@ local tar = require "lbox.tar"
 local views = require "lbox.views"
 
 local opts, operands = options.command({
-  usage = "lbox cp CONTAINER:SRC HOST_DEST",
-  summary = "Copy a file or directory out of a container (running, or ended and kept), its symlinks resolved inside it.",
+  name = "cp", synopsis = { "CONTAINER:SRC HOST_DEST" }, summary = "copy files out of a container",
+  description = "Copies a file or directory out of a container (running, or ended and kept), as docker cp: "
+    .. "into HOST_DEST when it is a directory, else as HOST_DEST. Symlinks are followed as the container "
+    .. "sees them; what is copied is checked as an import is and owned by the caller.",
   operands = { 2, 2 },
 }, { ... })
 if not opts then return 0 end

@@ -8,14 +8,17 @@ local state = require "lbox.state"
 local users = require "lbox.users"
 
 local opts, args = options.command({
-  usage = "lbox exec [-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]",
-  summary = "Run a command in a running container, in all its namespaces and its cgroup.",
+  name = "exec", synopsis = { "[-i] [-t] [-e NAME=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]" },
+  summary = "run a command in a running container",
+  description = "COMMAND joins every namespace of the container, pid and mount included, and its cgroup, as "
+    .. "the container's user unless -u names another. The signals lbox exec gets go on to COMMAND; it exits "
+    .. "with COMMAND's status.",
   options = {
     { "interactive", short = "i", help = "keep stdin attached" },
     { "tty", short = "t", help = "a pseudo-terminal for the command" },
     { "env", short = "e", value = "NAME=VALUE", list = true, help = "set an environment variable" },
     { "workdir", short = "w", value = "DIR", help = "the working directory (default: the container's)" },
-    { "user", short = "u", value = "USER[:GROUP]", help = "run as this user (default: the container's)" },
+    { "user", short = "u", value = "USER[:GROUP]", help = "run as this user, name or number (default: the container's)" },
   },
   operands = { 2 },
 }, { ... })

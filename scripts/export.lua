@@ -1,13 +1,14 @@
 -- lbox export CONTAINER FILE.tar: a container's root filesystem, running or
 -- ended and kept, as a tarball (/proc, /sys, /dev and volumes left out), for
 -- lbox image import.
-local options = require "lbox.options"
 local images = require "lbox.images"
+local options = require "lbox.options"
 local views = require "lbox.views"
 
 local opts, args = options.command({
-  usage = "lbox export CONTAINER FILE.tar",
-  summary = "A container's root filesystem, running or ended and kept, as a tarball.",
+  name = "export", synopsis = { "CONTAINER FILE.tar" }, summary = "write a container's filesystem as a tarball",
+  description = "The container may be running, or ended and kept. /proc, /sys, /dev and volumes are left "
+    .. "out; lbox image import reads the tarball back.",
   operands = { 2, 2 },
 }, { ... })
 if not opts then return 0 end

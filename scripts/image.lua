@@ -1,11 +1,17 @@
 -- lbox image import FILE|DIR NAME | ls | rm NAME...: lbox's image store.
 local errors = require "lbox.errors"
 local images = require "lbox.images"
+local options = require "lbox.options"
 
-local USAGE = [[
-usage: lbox image import FILE.tar[.gz|.xz]|DIR NAME   import a docker/podman export or a directory
-       lbox image ls                                  list images
-       lbox image rm NAME...                          remove images]]
+local IMAGE = {
+  name = "image", synopsis = { "import FILE.tar[.gz|.xz]|DIR NAME", "ls", "rm NAME..." },
+  summary = "manage lbox's image store",
+  description = "import: a docker export or podman export tarball (gzip or xz compressed, or not), or a "
+    .. "directory, as image NAME; every tar header is checked first (no absolute paths, .., device nodes, "
+    .. "symlinks out of the image). ls: the images. rm: remove images. The built-in busybox image is made "
+    .. "from Debian's busybox-static on first use.",
+  operands = { 1 },
+}
 
 local commands = {}
 
@@ -31,11 +37,9 @@ function commands.rm(...)
   end
 end
 
-local command = ...
-if command == nil or command == "--help" or command == "-h" then
-  print(USAGE)
-  return command and 0 or 125
-end
+local opts, args = options.command(IMAGE, { ... })
+if not opts then return 0 end
+local command = args[1]
 if not commands[command] then errors.raise(string.format("unknown image command %q (see lbox image --help)", command)) end
-commands[command](select(2, ...))
+commands[command](table.unpack(args, 2))
 return 0

@@ -4,8 +4,9 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, refs = options.command({
-  usage = "lbox inspect CONTAINER...",
-  summary = "What lbox knows of containers, as JSON.",
+  name = "inspect", synopsis = { "CONTAINER..." }, summary = "show what lbox knows of containers, as JSON",
+  description = "A JSON array with each container's recorded state: id, name, command, status, pid, exit "
+    .. "code, times, limits.",
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

@@ -6,9 +6,10 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, containers = options.command({
-  usage = "lbox kill [-s SIGNAL] CONTAINER...",
-  summary = "Send a signal to the PID 1 of running containers.",
-  options = { { "signal", short = "s", value = "SIGNAL", help = "the signal, by name or number (default KILL)" } },
+  name = "kill", synopsis = { "[-s SIGNAL] CONTAINER..." }, summary = "send a signal to containers",
+  description = "Sends SIGNAL to each container's PID 1. As for any PID 1, a signal it has no handler for "
+    .. "is ignored, except SIGKILL.",
+  options = { { "signal", short = "s", value = "SIGNAL", help = "the signal, by name or number (default: KILL)" } },
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

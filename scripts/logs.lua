@@ -7,10 +7,10 @@ local state = require "lbox.state"
 local units = require "lbox.units"
 
 local opts, args = options.command({
-  usage = "lbox logs [-f] [--tail N] CONTAINER",
-  summary = "Show what a detached container wrote.",
+  name = "logs", synopsis = { "[-f] [--tail N] CONTAINER" }, summary = "show what a detached container wrote",
+  description = "The container's output (standard output and error, as written) from its container.log.",
   options = {
-    { "follow", short = "f", help = "go on with new output until the container ends" },
+    { "follow", short = "f", help = "go on printing new output until the container ends" },
     { "tail", short = "n", value = "N", help = "only the last N lines" },
   },
   operands = { 1, 1 },

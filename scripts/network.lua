@@ -9,8 +9,8 @@ local commands = {}
 
 function commands.create(argv)
   local opts, names = options.command({
-    usage = "lbox network create [--subnet A.B.C.D/N] [--gateway IP] NAME",
-    summary = "Create a network: a bridge on the host, an address range, the rules of lbox's nftables table.",
+    name = "network create", synopsis = { "[--subnet A.B.C.D/N] [--gateway IP] NAME" },
+    summary = "create a network: a bridge on the host, an address range, the rules of lbox's nftables table",
     options = {
       { "subnet", value = "A.B.C.D/N", help = "its addresses (default: the first free 172.30-31.N.0/24)" },
       { "gateway", value = "IP", help = "the bridge's address (default: the subnet's first)" },
@@ -22,7 +22,8 @@ function commands.create(argv)
 end
 
 function commands.ls(argv)
-  if not options.command({ usage = "lbox network ls", summary = "List networks.", operands = { 0, 0 } }, argv) then
+  if not options.command({ name = "network ls", synopsis = { "" }, summary = "list networks", operands = { 0, 0 } },
+                         argv) then
     return
   end
   print(string.format("%-20s %-18s %-16s %-10s %s", "NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"))
@@ -35,7 +36,8 @@ end
 
 function commands.inspect(argv)
   local opts, names = options.command({
-    usage = "lbox network inspect NAME...", summary = "Show networks and their leases as JSON.", operands = { 1 },
+    name = "network inspect", synopsis = { "NAME..." }, summary = "show networks and their leases as JSON",
+    operands = { 1 },
   }, argv)
   if not opts then return end
   local list = {}
@@ -45,7 +47,7 @@ end
 
 function commands.rm(argv)
   local opts, names = options.command({
-    usage = "lbox network rm NAME...", summary = "Remove networks no container uses, and their bridges.",
+    name = "network rm", synopsis = { "NAME..." }, summary = "remove networks no container uses, and their bridges",
     operands = { 1 },
   }, argv)
   if not opts then return end
@@ -56,13 +58,13 @@ function commands.rm(argv)
 end
 
 local opts, args = options.command({
-  usage = "lbox network create|ls|inspect|rm ...",
-  summary = [[Networks of containers (lbox run --network NAME):
-  lbox network create [--subnet A.B.C.D/N] [--gateway IP] NAME   create a network (a bridge)
-  lbox network ls                                               list networks
-  lbox network inspect NAME...                                  show networks as JSON
-  lbox network rm NAME...                                       remove networks no container uses
-Each command answers --help.]],
+  name = "network",
+  synopsis = { "create [--subnet A.B.C.D/N] [--gateway IP] NAME", "ls", "inspect NAME...", "rm NAME..." },
+  summary = "manage networks of containers (lbox run --network NAME)",
+  description = "create: a bridge on the host, an address range, the rules of lbox's nftables table. ls: the "
+    .. "networks. inspect: networks and their leases as JSON. rm: networks no container uses, and their "
+    .. "bridges. Each answers --help; see lbox-network-create(1) and the others.",
+  subcommands = { "create", "ls", "inspect", "rm" },
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

@@ -5,8 +5,9 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, refs = options.command({
-  usage = "lbox pause CONTAINER...",
-  summary = "Freeze every process of running containers (the cgroup freezer), as docker pause.",
+  name = "pause", synopsis = { "CONTAINER..." }, summary = "freeze containers",
+  description = "Freezes every process of running containers with the cgroup freezer, as docker pause "
+    .. "(v2: cgroup.freeze; v1: the freezer controller, which containers run with -d have).",
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

@@ -4,12 +4,13 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts = options.command({
-  usage = "lbox ps [-a] [-q] [--format json]",
-  summary = "List containers: running ones, or all.",
+  name = "ps", synopsis = { "[-a] [-q] [--format json]" }, summary = "list containers",
+  description = "Running containers, or all with -a: id, image, command, created, status, name. Whether "
+    .. "one runs is asked of its lock, never of a recorded pid, so a dead container never shows as running.",
   options = {
-    { "all", short = "a", help = "ended (kept) containers too" },
-    { "quiet", short = "q", help = "ids only" },
-    { "format", value = "json", help = "the list as JSON" },
+    { "all", short = "a", help = "all containers, not only running ones" },
+    { "quiet", short = "q", help = "only the short ids" },
+    { "format", value = "json", help = "print the list as JSON" },
   },
   operands = { 0, 0 },
 }, { ... })

@@ -9,8 +9,9 @@ local state = require "lbox.state"
 local units = require "lbox.units"
 
 local opts, refs = options.command({
-  usage = "lbox restart [-t SECONDS] CONTAINER...",
-  summary = "Stop running detached containers and have their monitors start them again (same id, name, layer).",
+  name = "restart", synopsis = { "[-t SECONDS] CONTAINER..." }, summary = "restart detached containers",
+  description = "Stops running detached containers (SIGTERM, then SIGKILL after the grace period) and has "
+    .. "their monitors start them again, as docker restart: same id, name and layer.",
   options = { { "time", short = "t", value = "SECONDS", help = "the grace period before SIGKILL (default 10)" } },
   operands = { 1 },
 }, { ... })

@@ -9,9 +9,9 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, containers = options.command({
-  usage = "lbox rm [-f] CONTAINER...",
-  summary = "Remove containers and all they hold: cgroup, layer, state, log.",
-  options = { { "force", short = "f", help = "kill and remove running containers too" } },
+  name = "rm", synopsis = { "[-f] CONTAINER..." }, summary = "remove containers",
+  description = "Removes everything a container holds: cgroup, layer, state, log.",
+  options = { { "force", short = "f", help = "kill running containers first" } },
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

@@ -57,7 +57,6 @@ local RUN_OPTIONS = {
   { "privileged", help = "every capability, the host's devices, no seccomp, nothing masked" },
   { "security-opt", value = "OPT", list = true,
     help = "seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges" },
-  { "help", help = "show this help" },
 }
 
 local LABELS = {
@@ -246,12 +245,21 @@ local function security_from(list)
   return security
 end
 
-local args = { ... }
-local opts, first = options.parse(RUN_OPTIONS, args)
-if opts.help then
-  print("usage: lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]\n\n" .. options.usage(RUN_OPTIONS))
-  return 0
-end
+local RUN = {
+  name = "run", synopsis = { "[OPTIONS] [IMAGE] [COMMAND [ARG...]]" },
+  summary = "run a command in a new container",
+  description = "Runs COMMAND in new UTS, PID, mount, IPC and network namespaces (and a cgroup namespace on "
+    .. "cgroup v2), on IMAGE from lbox's store when the first word names one, else on the built-in busybox "
+    .. "image, under a copy-on-write overlay, confined as docker confines (its default capabilities and "
+    .. "seccomp profile, device rules, masked paths); with -d, in the background under a monitor. COMMAND "
+    .. "(default: the image's) is looked up in PATH as a shell does. lbox exits with the container's status: "
+    .. "its exit code, or 128+N if signal N killed it; 125 for lbox's own errors, 126 when COMMAND cannot be "
+    .. "run, 127 when it is not found.",
+  options = RUN_OPTIONS,
+}
+local opts, args = options.command(RUN, { ... })
+if not opts then return 0 end
+local first = 1
 
 -- The first word is the image when the store has one of that name.
 local image

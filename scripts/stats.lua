@@ -6,9 +6,10 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, args = options.command({
-  usage = "lbox stats [--no-stream] [CONTAINER...]",
-  summary = "Memory, CPU time and processes of running containers, from their cgroups, every second.",
-  options = { { "no-stream", help = "once, not every second" } },
+  name = "stats", synopsis = { "[--no-stream] [CONTAINER...]" }, summary = "show containers' resource use",
+  description = "Memory, CPU time and number of processes of running containers (or those named), from "
+    .. "their cgroups; every second until interrupted.",
+  options = { { "no-stream", help = "print once and exit" } },
 }, { ... })
 if not opts then return 0 end
 local function targets()

@@ -7,9 +7,10 @@ local state = require "lbox.state"
 local units = require "lbox.units"
 
 local opts, containers = options.command({
-  usage = "lbox stop [-t SECONDS] CONTAINER...",
-  summary = "Stop running containers: SIGTERM, then SIGKILL after the grace period.",
-  options = { { "time", short = "t", value = "SECONDS", help = "the grace period (default 10)" } },
+  name = "stop", synopsis = { "[-t SECONDS] CONTAINER..." }, summary = "stop running containers",
+  description = "Sends SIGTERM to each container's PID 1, then SIGKILL to those still running after one "
+    .. "grace period for all.",
+  options = { { "time", short = "t", value = "SECONDS", help = "grace period before SIGKILL (default: 10)" } },
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

@@ -8,8 +8,9 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, operands = options.command({
-  usage = "lbox top CONTAINER [PS OPTIONS]",
-  summary = "The processes of a running container, as the host's ps shows them (default: ps -ef).",
+  name = "top", synopsis = { "CONTAINER [PS OPTIONS]" }, summary = "show a container's processes",
+  description = "Lists the processes of a running container as the host's ps shows them (host pids; "
+    .. "default ps -ef), as docker top: ps runs on the host and only the container's rows stay.",
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

@@ -5,8 +5,8 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, refs = options.command({
-  usage = "lbox unpause CONTAINER...",
-  summary = "Thaw containers lbox pause froze.",
+  name = "unpause", synopsis = { "CONTAINER..." }, summary = "thaw paused containers",
+  description = "Thaws containers lbox pause froze.",
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

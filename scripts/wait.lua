@@ -5,8 +5,8 @@ local options = require "lbox.options"
 local state = require "lbox.state"
 
 local opts, args = options.command({
-  usage = "lbox wait CONTAINER...",
-  summary = "Block until each container ends, then print its exit code.",
+  name = "wait", synopsis = { "CONTAINER..." }, summary = "wait for containers to end",
+  description = "Blocks until each container ends, then prints its exit code, one a line, as docker wait.",
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end

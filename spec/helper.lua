@@ -38,8 +38,9 @@ end
 M.read_file = fs.read_file
 M.write_file = fs.write_file
 
---- Start argv[1] with arguments argv (no shell). opts.stdin: string to feed.
--- @return process { pid, out_fd, err_fd }
+--- Start argv[1] with arguments argv (no shell). opts.stdin: string to feed;
+-- opts.keep_stdin: leave its input open, as proc.in_fd, for the caller to
+-- write to and close. @return process { pid, out_fd, err_fd [, in_fd] }
 function M.start(argv, opts)
   opts = opts or {}
   local in_r, in_w = assert(core.pipe())
@@ -55,6 +56,7 @@ function M.start(argv, opts)
   end
   core.close(in_r); core.close(out_w); core.close(err_w)
   if opts.stdin then core.write(in_w, opts.stdin) end
+  if opts.keep_stdin then return { pid = pid, out_fd = out_r, err_fd = err_r, in_fd = in_w } end
   core.close(in_w)
   return { pid = pid, out_fd = out_r, err_fd = err_r }
 end
@@ -169,6 +171,18 @@ function M.finish_pty(term, timeout)
   end
   core.close(term.master)
   return how == "exited" and code or 128 + code
+end
+
+--- A copy of the built lbox (binary, Lua tree, bytecode, core.so) in a new
+-- directory under /tmp that any user can reach, for specs that run it as
+-- an unprivileged user: the checkout may sit where they cannot (/root is
+-- 0700). @return the directory, and a function that removes it
+function M.world_readable_copy()
+  local dir = assert(io.popen("mktemp -d /tmp/lbox-spec-copy.XXXXXX")):read("l")
+  local r = M.sh(string.format("chmod 755 %s && cp -a lbox lua scripts %s/ && mkdir -p %s/build "
+    .. "&& cp -a build/lua build/lbox %s/build/ && chmod -R a+rX %s", dir, dir, dir, dir, dir))
+  assert(r.code == 0, "copying lbox to " .. dir .. ": " .. r.err)
+  return dir, function() fs.remove_tree(dir) end
 end
 
 -- lbox's per-container cgroups, in every hierarchy.

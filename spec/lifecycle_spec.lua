@@ -47,7 +47,7 @@ describe("lbox run -d and the management commands", function()
 
   it("runs detached, logs its output, and records how it ended", function()
     local t0 = os.time()
-    local id = detach("--name", "lbox-spec-web", "sh", "-c", "echo out; echo err >&2; sleep 1; exit 3")
+    local id = detach("--name", "lbox-spec-web", "sh", "-c", "echo out; echo err >&2; sleep 4; exit 3")
     assert.are.equal(64, #id)
     local rows = ps_rows()
     assert.are.equal(1, #rows)

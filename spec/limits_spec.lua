@@ -207,4 +207,32 @@ describe("lbox run limits", function()
     assert.are.same({}, helper.container_cgroups())
     assert.are.same({}, helper.snapshot().containers)
   end)
+
+  it("sweeps whatever another cgroup parent's lbox is doing (another installation, another spec run)", function()
+    local core = require "lbox.core"
+    local cgroups = require "lbox.cgroups"
+    local proc = helper.start { helper.lbox, "run", "--pids-limit", "50", "sh", "-c", "echo ready; exec sleep 30" }
+    helper.read_until(proc.out_fd, "ready")
+    core.kill(proc.pid, core.SIGKILL)
+    assert.are.equal(137, helper.finish(proc, 10).code)
+    assert.is_true(helper.eventually(function()
+      for _, dir in ipairs(helper.container_cgroups()) do
+        if helper.read_file(dir .. "/cgroup.procs") ~= "" then return false end
+      end
+      return true
+    end))
+    -- a neighbour's lbox in the middle of a start holds its lock shared
+    lfs.mkdir("/run/lbox")
+    local neighbour_path = cgroups.lock_path(cgroups.parent .. "-neighbour")
+    local neighbour = assert(core.open(neighbour_path, "create"))
+    finally(function()
+      core.close(neighbour)
+      os.remove(neighbour_path)
+    end)
+    assert.is_true(core.flock(neighbour, "shared"))
+    local r = helper.lbox_run { "run", "--pids-limit", "50", "true" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.same({}, helper.container_cgroups())
+    assert.are.same({}, helper.snapshot().containers)
+  end)
 end)

@@ -69,28 +69,94 @@ describe("the REPL", function()
     assert.are.equal(0, helper.finish_pty(term))
   end)
 
-  for _, ending in ipairs {
-    { "Ctrl-D", function(term) core.write(term.master, "\4") end },
-    { "os.exit", function(term) core.write(term.master, "os.exit(3)\n") end, 3 },
-    { "SIGTERM", function(term) core.kill(term.pid, core.SIGTERM) end, 0 },
-    { "SIGHUP", function(term) core.kill(term.pid, core.SIGHUP) end, 0 },
-    { "a hangup (its terminal closes)", function(term)
-      -- the terminal goes away: its session gets SIGHUP, its reads fail
-      core.close(term.master)
-      term.master = assert(core.open("/dev/null"))
-    end },
-  } do
-    it("removes the containers it started when it ends by " .. ending[1], function()
-      local term = helper.start_pty { helper.lbox }
-      assert.is_true(wait_for(term, "> "))
-      type_line(term, "box = lbox.container{command={'sleep','60'}, limits={pids=10}}:start()\n", "\n> ")
-      type_line(term, "box\n", "%(running%)")
-      assert.are.equal(1, #helper.snapshot().containers)
-      ending[2](term)
-      assert.are.equal(ending[3] or 0, helper.finish_pty(term))
-      -- the leak check: no container process, cgroup or directory left
-    end)
+  -- The REPL three ways: on a terminal with readline, on a terminal without
+  -- it (lua-readline out of Lua's path, as on a machine without the package),
+  -- and with no terminal at all (pipes).
+  local NO_READLINE = "LUA_PATH_5_4=" .. helper.root .. "/no-such-dir/?.lua"
+  local function on_terminal(argv)
+    local term = helper.start_pty(argv)
+    return {
+      term = term,
+      write = function(text) core.write(term.master, text) end,
+      wait_for = function(pattern) return wait_for(term, pattern) end,
+      eof = function() core.write(term.master, "\4") end,
+      finish = function() return helper.finish_pty(term) end,
+    }
   end
+  local sessions = {
+    { "on a terminal", function() return on_terminal { helper.lbox } end },
+    { "on a terminal without readline", function()
+      local session = on_terminal { "/usr/bin/env", NO_READLINE, helper.lbox }
+      assert.is_true(session.wait_for("no line editing"), screen(session.term))
+      return session
+    end },
+    { "without a terminal", function()
+      local proc = helper.start({ helper.lbox }, { keep_stdin = true })
+      local output = ""
+      local session = { proc = proc }
+      function session.write(text) core.write(proc.in_fd, text) end
+      function session.wait_for(pattern)
+        for _ = 1, 200 do
+          if output:find(pattern) then return true end
+          local ready = core.poll({ proc.out_fd }, 100)
+          local data = ready[proc.out_fd] and core.read(proc.out_fd, 4096)
+          if data == "" then return output:find(pattern) ~= nil end
+          output = output .. (data or "")
+        end
+        return output:find(pattern) ~= nil
+      end
+      function session.eof()
+        core.close(proc.in_fd)
+        proc.in_fd = nil
+      end
+      function session.finish()
+        if proc.in_fd then core.close(proc.in_fd) end
+        return helper.finish(proc, 10).code
+      end
+      return session
+    end },
+  }
+
+  local endings = {
+    { "Ctrl-D", function(session) session.eof() end },
+    { "os.exit", function(session) session.write("os.exit(3)\n") end, 3 },
+    { "SIGTERM", function(session) core.kill((session.term or session.proc).pid, core.SIGTERM) end, 0 },
+    { "SIGHUP", function(session) core.kill((session.term or session.proc).pid, core.SIGHUP) end, 0 },
+    { "a hangup (its terminal closes)", function(session)
+      -- the terminal goes away: its session gets SIGHUP, its reads fail
+      core.close(session.term.master)
+      session.term.master = assert(core.open("/dev/null"))
+    end, 0, "terminal only" },
+  }
+
+  for _, way in ipairs(sessions) do
+    for _, ending in ipairs(endings) do
+      if not (ending[4] and way[1] == "without a terminal") then
+        it(way[1] .. ", removes the containers it started when it ends by " .. ending[1], function()
+          local session = way[2]()
+          assert.is_true(session.wait_for("> "))
+          -- a container that came and went first: its end unblocks the ending signals
+          session.write("lbox.run{command={'true'}}\n"
+            .. "box = lbox.container{command={'sleep','60'}, limits={pids=10}}:start()\nbox\n")
+          assert.is_true(session.wait_for("%(running%)"))
+          assert.are.equal(1, #helper.snapshot().containers)
+          ending[2](session)
+          assert.are.equal(ending[3] or 0, session.finish())
+          -- the leak check: no container process, cgroup or directory left
+        end)
+      end
+    end
+  end
+
+  it("without a terminal, still leaves cleanly on SIGTERM after a container came and went", function()
+    local session = sessions[3][2]()
+    assert.is_true(session.wait_for("> "))
+    session.write("lbox.run{command={'true'}}.exit_code\n")
+    assert.is_true(session.wait_for("> 0\n> "))
+    core.kill(session.proc.pid, core.SIGTERM)
+    assert.is_true(session.wait_for("lbox: signal 15: leaving"))
+    assert.are.equal(0, session.finish())
+  end)
 
   it("runs a recipe first with -i, its globals at hand", function()
     local recipe = os.tmpname()

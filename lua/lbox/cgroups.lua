@@ -14,7 +14,13 @@ local M = {}
 -- LBOX_CGROUP_PARENT lets separate lbox installations (or test runs) keep
 -- their groups, and their sweeps, apart.
 M.parent = os.getenv("LBOX_CGROUP_PARENT") or "lbox"
-M.lock_path = "/run/lbox/cgroups.lock"
+--- The lock a start holds (shared) while its group has no process yet, and a
+-- sweep (exclusive) while it removes groups: one per parent, since a sweep
+-- touches only its parent's groups (one lock for all made any other
+-- installation's start, or another spec run's, skip the sweep).
+function M.lock_path(parent)
+  return "/run/lbox/cgroups-" .. parent .. ".lock"
+end
 -- controllers whose groups a sweep looks at
 local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer" }
 local CFS_PERIOD = 100000
@@ -228,7 +234,8 @@ local function lock_groups()
     errors.raise("LBOX_CGROUP_PARENT must be one cgroup name (letters, digits, '_', '.', '-'), not '" .. M.parent .. "'")
   end
   lfs.mkdir("/run/lbox")
-  local fd = errors.try("cannot open " .. M.lock_path, core.open(M.lock_path, "create"))
+  local path = M.lock_path(M.parent)
+  local fd = errors.try("cannot open " .. path, core.open(path, "create"))
   if core.flock(fd, "exclusive", "nowait") then
     sweep()
     core.flock(fd, "shared")

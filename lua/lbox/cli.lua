@@ -8,7 +8,7 @@ local M = {}
 
 M.BUG_EXIT_CODE = 70 -- EX_SOFTWARE: not bad input, a bug in lbox or in a recipe
 
-local USAGE = [=[
+M.USAGE = [=[
 usage: lbox [RECIPE [ARGS...]]
   lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]   run a command in a new container (scripts/run.lua)
   lbox image|commit|export ...                   the image store (scripts/image.lua ...)
@@ -18,6 +18,8 @@ usage: lbox [RECIPE [ARGS...]]
   lbox my-recipe.lua [ARGS...]                   run a Lua recipe
   lbox -i my-recipe.lua [ARGS...]                run it, then the REPL with its globals at hand
   lbox                                           open the REPL, with `lbox` loaded
+  lbox --version                                 print lbox's version
+  lbox COMMAND --help                            a command's options (man lbox-COMMAND)
 A RECIPE is looked up in the current directory, then in lbox's scripts/;
 NAME means NAME.lua.]=]
 
@@ -75,7 +77,11 @@ function M.main(root, argv)
     return M.protected(function() return require("lbox.repl").run() end)
   end
   if name == "-h" or name == "--help" then
-    print(USAGE)
+    print(M.USAGE)
+    return 0
+  end
+  if name == "--version" then
+    print("lbox " .. require("lbox").version)
     return 0
   end
   local interactive = name == "-i"

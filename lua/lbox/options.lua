@@ -81,43 +81,85 @@ function M.parse(defs, argv, first)
   return opts, i
 end
 
-M.HELP = { "help", short = "h", help = "show this help" }
+--- How an option is written: "-m, --memory SIZE".
+function M.names(def)
+  local names = (def.short and ("-" .. def.short .. ", ") or "") .. "--" .. def[1]
+  return def.value and names .. " " .. def.value or names
+end
 
---- The command line of a command or recipe, from its description:
---   { usage = "lbox kill [-s SIGNAL] CONTAINER...", summary = "what it does",
---     options = { definitions }, operands = { min [, max] } }
--- -h/--help is added to the options: it prints the usage, the summary and
--- one line per option, and gives nil (the command then ends, 0). Too few or
--- too many operands raise "usage: ...".
+--- Usage text: one line per option.
+-- The names' column is as wide as its longest entry (28 at least), so that
+-- at least three spaces part each from its text (the manual's check reads
+-- --help by that).
+function M.usage(defs)
+  local names, width = {}, 28
+  for i, def in ipairs(defs) do
+    names[i] = (def.short and "" or "    ") .. M.names(def)
+    width = math.max(width, #names[i] + 2)
+  end
+  local lines = {}
+  for i, def in ipairs(defs) do
+    lines[i] = string.format("  %-" .. width .. "s %s", names[i], def.help or "")
+  end
+  return table.concat(lines, "\n")
+end
+
+--- A command's options with --help last, as --help, the manual and the
+-- completion show them; -h too, unless the command gives -h another meaning
+-- (run's -h is --hostname, as docker's).
+function M.with_help(command)
+  local defs, h_taken = {}, false
+  for _, def in ipairs(command.options or {}) do
+    if def[1] ~= "help" then
+      defs[#defs + 1] = def
+      h_taken = h_taken or def.short == "h"
+    end
+  end
+  defs[#defs + 1] = { "help", short = not h_taken and "h" or nil, help = "show this help" }
+  return defs
+end
+
+-- "lbox NAME SYNOPSIS", without a trailing space for a command without operands.
+local function invocation(command, synopsis)
+  return "lbox " .. command.name .. (synopsis ~= "" and " " .. synopsis or "")
+end
+
+--- A command's --help text. A command (or recipe) is { name = "logs",
+-- synopsis = { "[-f] [--tail N] CONTAINER", ... }, summary = "one line",
+-- description = "paragraphs", options = { definitions }, operands = { min
+-- [, max] } }: one table gives --help, the usage error, the manual page and
+-- the bash completion (build-aux/manpages.lua), so none drifts.
+function M.help(command)
+  local lines = {}
+  for i, synopsis in ipairs(command.synopsis) do
+    lines[i] = (i == 1 and "usage: " or "       ") .. invocation(command, synopsis)
+  end
+  return table.concat(lines, "\n") .. "\n\n" .. command.summary .. "\n\noptions:\n" .. M.usage(M.with_help(command))
+end
+
+--- Raise the usage error of `command`: its synopsis, one line.
+function M.usage_error(command)
+  errors.raise("usage: " .. invocation(command, table.concat(command.synopsis, " | ")) .. " (see --help)")
+end
+
+--- Set by the manual's generator: called with each command described.
+M.describe = nil
+
+--- Parse the command line of `command` (see help). -h/--help prints the help
+-- and gives nil: the command then ends, 0, before it has done anything. Too
+-- few or too many operands (command.operands) raise the usage error.
 -- @return options, list of operands | nil after --help
 function M.command(command, argv)
-  local defs = table.move(command.options or {}, 1, #(command.options or {}), 1, {})
-  local has_help = false
-  for _, def in ipairs(defs) do has_help = has_help or def[1] == "help" end
-  if not has_help then defs[#defs + 1] = M.HELP end
-  local opts, first = M.parse(defs, argv)
+  if M.describe then M.describe(command) end
+  local opts, first = M.parse(M.with_help(command), argv)
   if opts.help then
-    print("usage: " .. command.usage .. "\n\n" .. (command.summary and command.summary .. "\n\n" or "")
-      .. "options:\n" .. M.usage(defs))
+    print(M.help(command))
     return nil
   end
   local operands = table.move(argv, first, #argv, 1, {})
   local min, max = table.unpack(command.operands or {})
-  if (min and #operands < min) or (max and #operands > max) then
-    errors.raise("usage: " .. command.usage .. " (see --help)")
-  end
+  if (min and #operands < min) or (max and #operands > max) then M.usage_error(command) end
   return opts, operands
-end
-
---- Usage text: one line per option.
-function M.usage(defs)
-  local lines = {}
-  for _, def in ipairs(defs) do
-    local names = (def.short and ("-" .. def.short .. ", ") or "    ") .. "--" .. def[1]
-    if def.value then names = names .. " " .. def.value end
-    lines[#lines + 1] = string.format("  %-28s %s", names, def.help or "")
-  end
-  return table.concat(lines, "\n")
 end
 
 return M

@@ -137,15 +137,58 @@ function M.environment()
   return env
 end
 
+-- The next line of descriptor 0, read beside a signalfd of the ending
+-- signals, blocked while it waits, so that one ends the wait at once with
+-- no race between a check and a blocking read. One that came while a line
+-- ran, when a container's end unblocked them, was noted by the handler.
+-- @return line | nil at the end of input, and the ending signal if one came
+local function next_line(input, signals)
+  while true do
+    local line = input.text:match("^[^\n]*\n")
+    if line then
+      input.text = input.text:sub(#line + 1)
+      return line:sub(1, -2)
+    end
+    if input.ended then
+      line, input.text = input.text ~= "" and input.text or nil, ""
+      return line
+    end
+    core.sigmask("block", ENDING_SIGNALS)
+    local ending = core.caught()[1]
+    if ending then return nil, ending end
+    local ready = core.poll({ 0, signals })
+    ending = ready[signals] and core.read_signal(signals)
+    if ending then return nil, ending end
+    if ready[0] then
+      -- end of file, or a read error such as a hung-up terminal's EIO
+      local data = core.read(0, 4096)
+      if data and data ~= "" then input.text = input.text .. data else input.ended = true end
+    end
+  end
+end
+
+-- Without readline (no terminal, or no lua-readline): plain lines. The
+-- ending signals are caught, not fatal (a container's end unblocks them,
+-- even while its destroy runs), and read from a signalfd while the REPL
+-- waits for a line (a container's wait reads them while one runs).
 local function plain_loop(env)
-  local pending
+  core.sigmask("block", ENDING_SIGNALS)
+  core.signal(ENDING_SIGNALS, "catch")
+  local signals = assert(core.signalfd(ENDING_SIGNALS))
+  local input, pending = { text = "" }, nil
   while true do
     io.stdout:write(pending and ">> " or "> ")
     io.stdout:flush()
-    local line = io.stdin:read("l")
+    local line, ending = next_line(input, signals)
+    if ending then io.stdout:write("\nlbox: signal ", ending, ": leaving") end
     if not line then break end
     pending = evaluate(env, pending, line)
   end
+  container.destroy_all()
+  core.close(signals)
+  core.sigmask("unblock", ENDING_SIGNALS) -- one still pending is only noted
+  core.caught()
+  core.signal(ENDING_SIGNALS, "default")
 end
 
 -- With readline (its blocking call: lua-readline 3.1's callback interface
@@ -195,6 +238,7 @@ function M.run(env)
   if has_readline and core.isatty(0) then
     terminal_loop(env, rl)
   else
+    if core.isatty(0) then print("(no line editing, history or completion: lua-readline is not installed)") end
     plain_loop(env)
   end
   io.stdout:write("\n")

@@ -9,8 +9,8 @@ local lfs = require "lfs"
 local options = require "lbox.options"
 
 if not options.command({
-  usage = "lbox examples/lua_payload",
-  summary = "A container whose PID 1 is a Lua function of this recipe's.",
+  name = "examples/lua_payload", synopsis = { "" },
+  summary = "a container whose PID 1 is a Lua function of this recipe's",
   operands = { 0, 0 },
 }, { ... }) then return 0 end
 

@@ -6,8 +6,8 @@ local lbox = require "lbox"
 local options = require "lbox.options"
 
 local opts, command = options.command({
-  usage = "lbox examples/matrix [COMMAND...]",
-  summary = "One command under three memory limits (16, 64 and 256 MiB), and a table of how it fared.",
+  name = "examples/matrix", synopsis = { "[COMMAND...]" },
+  summary = "one command under three memory limits (16, 64 and 256 MiB), and a table of how it fared",
 }, { ... })
 if not opts then return 0 end
 if #command == 0 then command = { "dd", "if=/dev/zero", "of=/dev/null", "bs=40M", "count=1" } end

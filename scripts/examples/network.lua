@@ -6,9 +6,9 @@ local lbox = require "lbox"
 local options = require "lbox.options"
 
 local opts, args = options.command({
-  usage = "lbox examples/network [PORT]",
-  summary = "Two containers on a bridge of their own: web answers on port 80, published as PORT (default 8080); "
-    .. "a client reaches it by name, and a container on the host's network through 127.0.0.1:PORT.",
+  name = "examples/network", synopsis = { "[PORT]" },
+  summary = "two containers on a bridge of their own: web answers on port 80, published as PORT (default 8080); "
+    .. "a client reaches it by name, and a container on the host's network through 127.0.0.1:PORT",
   operands = { 0, 1 },
 }, { ... })
 if not opts then return 0 end

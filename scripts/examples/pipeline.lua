@@ -6,9 +6,9 @@ local lbox = require "lbox"
 local options = require "lbox.options"
 
 local opts, args = options.command({
-  usage = "lbox examples/pipeline [COUNT]",
-  summary = "Two containers joined by a pipe: the producer's stdout (COUNT lines, 1000 by default) "
-    .. "is the consumer's stdin.",
+  name = "examples/pipeline", synopsis = { "[COUNT]" },
+  summary = "two containers joined by a pipe: the producer's stdout (COUNT lines, 1000 by default) "
+    .. "is the consumer's stdin",
   operands = { 0, 1 },
 }, { ... })
 if not opts then return 0 end

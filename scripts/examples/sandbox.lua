@@ -7,9 +7,9 @@ local lfs = require "lfs"
 local options = require "lbox.options"
 
 local opts, args = options.command({
-  usage = "lbox examples/sandbox SOURCE_DIR [COMMAND...]",
-  summary = "An untrusted build in a box: no network, a read-only root, SOURCE_DIR read-only at /src, "
-    .. "a tmpfs at /work, memory and process limits.",
+  name = "examples/sandbox", synopsis = { "SOURCE_DIR [COMMAND...]" },
+  summary = "an untrusted build in a box: no network, a read-only root, SOURCE_DIR read-only at /src, "
+    .. "a tmpfs at /work, memory and process limits",
   operands = { 1 },
 }, { ... })
 if not opts then return 0 end
