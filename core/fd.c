@@ -1,5 +1,5 @@
 /* File descriptors as plain integers: pipe(2), open(2), read(2), write(2),
- * dup2(2), close(2), poll(2). Every descriptor lbox opens is close-on-exec,
+ * dup2(2), close(2), poll(2), fchown(2), fchmod(2). Every descriptor lbox opens is close-on-exec,
  * and cloexec_from makes the ones it inherited so too. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <linux/close_range.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -227,6 +228,30 @@ static int fd_access(lua_State *L) {
   return 1;
 }
 
+/* fchown(fd, uid [, gid]) -> true | fail, msg, errno: a gid of -1 (the
+ * default) keeps the group. See fchown(2). */
+static int fd_fchown(lua_State *L) {
+  int fd = lbox_check_fd(L, 1);
+  lua_Integer uid = luaL_checkinteger(L, 2), gid = luaL_optinteger(L, 3, -1);
+  luaL_argcheck(L, uid >= 0 && uid <= 0xfffffffeL, 2, "uid out of range");
+  luaL_argcheck(L, gid >= -1 && gid <= 0xfffffffeL, 3, "gid out of range");
+  if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0)
+    return lbox_fail(L, "fchown", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* fchmod(fd, mode) -> true | fail, msg, errno. See fchmod(2). */
+static int fd_fchmod(lua_State *L) {
+  int fd = lbox_check_fd(L, 1);
+  lua_Integer mode = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "permission bits expected");
+  if (fchmod(fd, (mode_t)mode) < 0)
+    return lbox_fail(L, "fchmod", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* isatty(fd) -> boolean. See isatty(3). */
 static int fd_isatty(lua_State *L) {
   lua_pushboolean(L, isatty(lbox_check_fd(L, 1)));
@@ -239,6 +264,8 @@ static const luaL_Reg fd_funcs[] = {
   {"close", fd_close},
   {"close_range", fd_close_range},
   {"dup2", fd_dup2},
+  {"fchmod", fd_fchmod},
+  {"fchown", fd_fchown},
   {"flock", fd_flock},
   {"isatty", fd_isatty},
   {"open", fd_open},

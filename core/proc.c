@@ -1,4 +1,5 @@
-/* Processes: execve(2), waitpid(2), kill(2), _exit(2) and process attributes. */
+/* Processes: execve(2), waitpid(2), kill(2), _exit(2) and process
+ * attributes, resource limits (setrlimit(2)) among them. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -6,6 +7,7 @@
 #include <linux/keyctl.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <grp.h>
 #include <sys/types.h>
@@ -71,6 +73,51 @@ static int proc_waitpid(lua_State *L) {
     lua_pushinteger(L, WSTOPSIG(status));
   }
   return 3;
+}
+
+/* Resource limits by the names docker's --ulimit gives them. */
+static const char *const rlimit_names[] = {
+  "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+  "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", NULL};
+static const int rlimit_resources[] = {
+  RLIMIT_AS, RLIMIT_CORE, RLIMIT_CPU, RLIMIT_DATA, RLIMIT_FSIZE, RLIMIT_LOCKS,
+  RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE, RLIMIT_NICE, RLIMIT_NOFILE, RLIMIT_NPROC,
+  RLIMIT_RSS, RLIMIT_RTPRIO, RLIMIT_RTTIME, RLIMIT_SIGPENDING, RLIMIT_STACK};
+
+static rlim_t check_rlim(lua_State *L, int arg) {
+  lua_Integer value = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, value >= -1, arg, "a limit or -1 (unlimited) expected");
+  return value == -1 ? RLIM_INFINITY : (rlim_t)value;
+}
+
+static void push_rlim(lua_State *L, rlim_t value) {
+  if (value == RLIM_INFINITY || value > (rlim_t)LUA_MAXINTEGER)
+    lua_pushinteger(L, -1);
+  else
+    lua_pushinteger(L, (lua_Integer)value);
+}
+
+/* getrlimit(name) -> soft, hard (-1: unlimited) | fail, msg, errno. name is
+ * one of docker's --ulimit names: "nofile", "nproc", "core"... See getrlimit(2). */
+static int proc_getrlimit(lua_State *L) {
+  int which = luaL_checkoption(L, 1, NULL, rlimit_names);
+  struct rlimit limit;
+  if (getrlimit(rlimit_resources[which], &limit) < 0)
+    return lbox_fail(L, "getrlimit", rlimit_names[which]);
+  push_rlim(L, limit.rlim_cur);
+  push_rlim(L, limit.rlim_max);
+  return 2;
+}
+
+/* setrlimit(name, soft, hard) -> true | fail, msg, errno; -1 is unlimited.
+ * See setrlimit(2). */
+static int proc_setrlimit(lua_State *L) {
+  int which = luaL_checkoption(L, 1, NULL, rlimit_names);
+  struct rlimit limit = {.rlim_cur = check_rlim(L, 2), .rlim_max = check_rlim(L, 3)};
+  if (setrlimit(rlimit_resources[which], &limit) < 0)
+    return lbox_fail(L, "setrlimit", rlimit_names[which]);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* kill(pid, signal) -> true | fail, msg, errno. See kill(2). */
@@ -322,6 +369,7 @@ static const luaL_Reg proc_funcs[] = {
   {"execve", proc_execve},
   {"geteuid", proc_geteuid},
   {"getpid", proc_getpid},
+  {"getrlimit", proc_getrlimit},
   {"kill", proc_kill},
   {"limit_capabilities", proc_limit_capabilities},
   {"new_session_keyring", proc_new_session_keyring},
@@ -331,6 +379,7 @@ static const luaL_Reg proc_funcs[] = {
   {"set_pdeathsig", proc_set_pdeathsig},
   {"setgid", proc_setgid},
   {"setgroups", proc_setgroups},
+  {"setrlimit", proc_setrlimit},
   {"setuid", proc_setuid},
   {"umask", proc_umask},
   {"waitpid", proc_waitpid},

@@ -77,17 +77,39 @@ static void take_note(int sig) {
   caught[sig] = 1;
 }
 
-/* signal(signals, "default"|"ignore"|"catch") -> true | fail, msg, errno: set
- * the disposition of each signal. "catch" only notes that the signal came
- * (see caught), and does not restart system calls: a blocking read it
- * interrupts fails with EINTR. See sigaction(2). */
+/* The Lua state that "interrupt" stops, as lua.c's SIGINT handler does:
+ * lua_sethook is the one Lua call safe in a signal handler, and the hook
+ * raises at the next function call, return or instruction. */
+static lua_State *interrupted_state;
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted");
+}
+
+static void interrupt(int sig) {
+  caught[sig] = 1;
+  if (interrupted_state)
+    lua_sethook(interrupted_state, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* signal(signals, "default"|"ignore"|"catch"|"interrupt") -> true | fail,
+ * msg, errno: set the disposition of each signal. "catch" only notes that the
+ * signal came (see caught), and does not restart system calls: a blocking
+ * read it interrupts fails with EINTR. "interrupt" does the same and also
+ * raises the error "interrupted" in the Lua code of this thread that runs
+ * next (the caller's thread; one thread at a time). See sigaction(2). */
 static int signal_signal(lua_State *L) {
-  static const char *const actions[] = {"default", "ignore", "catch", NULL};
-  static void (*const handlers[])(int) = {SIG_DFL, SIG_IGN, take_note};
+  static const char *const actions[] = {"default", "ignore", "catch", "interrupt", NULL};
+  static void (*const handlers[])(int) = {SIG_DFL, SIG_IGN, take_note, interrupt};
   sigset_t set;
   check_sigset(L, 1, &set);
+  int choice = luaL_checkoption(L, 2, NULL, actions);
+  if (handlers[choice] == interrupt)
+    interrupted_state = L;
   struct sigaction action = {0};
-  action.sa_handler = handlers[luaL_checkoption(L, 2, NULL, actions)];
+  action.sa_handler = handlers[choice];
   sigemptyset(&action.sa_mask);
   for (int sig = 1; sig < NSIG; sig++)
     if (sigismember(&set, sig) == 1 && sigaction(sig, &action, NULL) < 0)

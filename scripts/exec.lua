@@ -28,7 +28,12 @@ if opts.user then
   local user, why = users.parse(opts.user)
   if not user then errors.raise("--user: " .. why) end
 end
-local box, why = container.attach(state.find(args[first]))
+local found = state.find(args[first])
+if found.paused and found.status == "running" then
+  -- as docker: what is exec'd would join the frozen cgroup and hang there
+  errors.raise(string.format("container %s is paused: lbox unpause it first", args[first]), 1)
+end
+local box, why = container.attach(found)
 if not box then errors.raise(why, 1) end
 local env = {}
 for _, item in ipairs(opts.env or {}) do

@@ -1,4 +1,5 @@
 -- lbox kill [-s SIGNAL] CONTAINER...: send a signal (default KILL) to PID 1.
+local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local options = require "lbox.options"
@@ -20,6 +21,8 @@ for _, ref in ipairs(containers) do
   -- through a pidfd of the recorded process: never another that took its number
   local process = state.open_process(state.find(ref))
   if not process then errors.raise(string.format("cannot kill container %s: it is not running", ref), 1) end
+  -- a frozen process takes no signal, SIGKILL included, until thawed
+  if signal == core.SIGKILL then cgroups.thaw(state.find(ref).id) end
   local ok, msg = core.pidfd_send_signal(process, signal)
   core.close(process)
   errors.try("cannot kill container " .. ref, ok, msg)

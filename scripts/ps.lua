@@ -36,7 +36,7 @@ elseif opts.quiet then
 else
   print(string.format("%-12s  %-12s  %-24s  %-14s  %-28s  %s", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"))
   for _, s in ipairs(shown) do
-    local status = s.status == "running" and "Up " .. ago(s.started)
+    local status = s.status == "running" and "Up " .. ago(s.started) .. (s.paused and " (Paused)" or "")
       or s.status == "exited" and string.format("Exited (%s) %s ago", s.lost and "?" or s.exit_code, ago(s.finished))
       or s.status
     local command = table.concat(s.command or {}, " ")

@@ -23,8 +23,13 @@ for _, ref in ipairs(containers) do
     if not opts.force then
       errors.raise(string.format("container %s is running: stop it first, or use rm -f", ref), 1)
     end
+  end
+  -- no restart policy brings it back, even one waiting to restart it
+  state.update(s.id, { stopping = true })
+  if s.status == "running" then
     local process = state.open_process(s)
     if process then
+      cgroups.thaw(s.id) -- a paused container ends only once thawed
       core.pidfd_send_signal(process, core.SIGKILL)
       core.close(process)
     end

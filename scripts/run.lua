@@ -13,6 +13,7 @@ local limits_table = require "lbox.limits"
 local options = require "lbox.options"
 local state = require "lbox.state"
 local units = require "lbox.units"
+local workload = require "lbox.workload"
 
 local RUN_OPTIONS = {
   { "interactive", short = "i", help = "keep stdin attached" },
@@ -41,6 +42,15 @@ local RUN_OPTIONS = {
   { "cpuset-cpus", value = "LIST", aliases = { "cpuset" }, help = "CPUs allowed: 0-1,3" },
   { "cpuset-mems", value = "LIST", help = "memory nodes allowed: 0" },
   { "pids-limit", value = "N", help = "maximum number of processes; -1 for unlimited" },
+  { "ulimit", value = "NAME=SOFT[:HARD]", list = true,
+    help = "a resource limit: nofile=1024:4096 (default nofile 1048576)" },
+  { "tmpfs", value = "PATH[:OPTS]", list = true,
+    help = "an empty tmpfs at PATH: size=10m,mode=1777,exec,ro... (noexec, nosuid)" },
+  { "shm-size", value = "SIZE", help = "size of /dev/shm (default 64m)" },
+  { "add-host", value = "NAME:IP", list = true, help = "add a line to /etc/hosts" },
+  { "dns", value = "IP", list = true, help = "a nameserver for /etc/resolv.conf (default: the host's)" },
+  { "init", help = "run a small init as PID 1 that reaps zombies and passes signals on" },
+  { "restart", value = "POLICY", help = "with -d: no, always, unless-stopped, on-failure[:N] (kept by the monitor)" },
   { "cap-add", value = "CAP", list = true, help = "add a capability to docker's default set (NET_ADMIN, ALL)" },
   { "cap-drop", value = "CAP", list = true, help = "drop a capability from the set (CHOWN, ALL)" },
   { "device", value = "HOST[:CTR][:rwm]", list = true, help = "give the container a host device (repeatable)" },
@@ -57,6 +67,7 @@ local LABELS = {
   ["limits.cpus"] = "--cpus", ["limits.cpu_shares"] = "--cpu-shares",
   ["limits.cpuset_cpus"] = "--cpuset-cpus", ["limits.cpuset_mems"] = "--cpuset-mems",
   ["limits.pids"] = "--pids-limit",
+  tmpfs = "--tmpfs", ulimits = "--ulimit", shm_size = "--shm-size", extra_hosts = "--add-host", dns = "--dns",
   cap_add = "--cap-add", cap_drop = "--cap-drop", devices = "--device", seccomp = "--security-opt seccomp",
 }
 
@@ -185,6 +196,33 @@ local function network_from(mode, ports)
   return nil, { net = other.pid }
 end
 
+-- Each item of a repeatable flag through `parse` (a lbox.workload parser).
+local function each(flag, list, parse)
+  local out = {}
+  for _, item in ipairs(list or {}) do
+    local value, extra = parse(item)
+    if value == nil then errors.raise(flag .. " " .. extra) end
+    out[#out + 1] = extra and { value, extra } or value
+  end
+  return out
+end
+
+local function ulimits_from(list)
+  local ulimits = {}
+  for _, pair in ipairs(each("--ulimit", list, workload.parse_ulimit)) do
+    if ulimits[pair[1]] then errors.raise(string.format("--ulimit %s: given twice", pair[1])) end
+    ulimits[pair[1]] = pair[2]
+  end
+  return ulimits
+end
+
+local function dns_from(list)
+  for _, server in ipairs(list or {}) do
+    if not workload.is_ip(server) then errors.raise(string.format("--dns %q: an IPv4 or IPv6 address expected", server)) end
+  end
+  return list
+end
+
 local function absolute(path)
   if path and path:sub(1, 1) ~= "/" then return lfs.currentdir() .. "/" .. path end
   return path
@@ -256,6 +294,12 @@ local spec = {
   stdin = opts.interactive,
   tty = opts.tty,
   limits = limits_from(opts),
+  ulimits = ulimits_from(opts.ulimit),
+  tmpfs = each("--tmpfs", opts.tmpfs, workload.parse_tmpfs),
+  shm_size = opts["shm-size"] and parsed("--shm-size", units.size(opts["shm-size"])),
+  extra_hosts = each("--add-host", opts["add-host"], workload.parse_host),
+  dns = dns_from(opts.dns),
+  init = opts.init,
   cap_add = opts["cap-add"],
   cap_drop = opts["cap-drop"],
   privileged = opts.privileged,
@@ -263,10 +307,27 @@ local spec = {
   no_new_privileges = security.no_new_privileges,
   seccomp = security.seccomp,
 }
+local restart
+if opts.restart then
+  local policy, msg = monitor.parse_restart(opts.restart)
+  if not policy then errors.raise("--restart " .. msg) end
+  if policy.name ~= "no" and not opts.detach then
+    errors.raise("--restart needs -d: a container in the foreground ends with its lbox")
+  end
+  if policy.name ~= "no" and opts.rm then errors.raise("--restart and --rm conflict: give one") end
+  restart = { policy = policy }
+end
+restart = restart or { policy = { name = "no" } }
 local box = lbox.container(spec, LABELS)
 if opts.detach then
   if opts.tty or opts.interactive then errors.raise("-d runs in the background: it takes neither -t nor -i") end
-  print(monitor.detach(box))
+  -- the same container anew (its id, and so its layer and name), for a
+  -- restart policy or lbox restart
+  restart.respawn = function()
+    spec.id = box.id
+    return lbox.container(spec, LABELS)
+  end
+  print(monitor.detach(box, restart))
   return 0
 end
 local status, cleanup_failure = box:start():wait()

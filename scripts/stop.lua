@@ -1,4 +1,5 @@
 -- lbox stop [-t SECONDS] CONTAINER...: SIGTERM, then SIGKILL after the grace period.
+local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local options = require "lbox.options"
@@ -24,8 +25,11 @@ for i, ref in ipairs(containers) do found[i] = state.find(ref) end
 -- recorded process is gone already is stopped)
 local running, processes = {}, {}
 for _, s in ipairs(found) do
+  -- no restart policy brings it back, even one waiting to restart it
+  state.update(s.id, { stopping = true })
   local process = state.open_process(s)
   if process then
+    cgroups.thaw(s.id) -- as docker: a paused container is thawed to stop
     core.pidfd_send_signal(process, core.SIGTERM)
     running[#running + 1], processes[s.id] = s.id, process
   end

@@ -5,9 +5,9 @@ local helper = require "helper"
 local options = require "lbox.options"
 
 local COMMANDS = { "run", "image", "commit", "export", "ps", "logs", "exec", "stop", "kill", "wait", "rm",
-                   "inspect", "stats", "bench", "network", "network create", "network ls", "network inspect",
-                   "network rm", "examples/matrix", "examples/pipeline", "examples/sandbox",
-                   "examples/lua_payload", "examples/network" }
+                   "inspect", "stats", "top", "cp", "pause", "unpause", "restart", "bench", "network",
+                   "network create", "network ls", "network inspect", "network rm", "examples/matrix",
+                   "examples/pipeline", "examples/sandbox", "examples/lua_payload", "examples/network" }
 
 describe("lbox's command line", function()
   local before
@@ -37,7 +37,8 @@ describe("lbox's command line", function()
     for _, args in ipairs { { "kill" }, { "stop" }, { "rm" }, { "exec", "x" }, { "logs" }, { "logs", "a", "b" },
                             { "wait" }, { "inspect" }, { "commit", "x" }, { "export", "x", "y", "z" },
                             { "ps", "extra" }, { "network" }, { "network", "create" }, { "network", "ls", "x" },
-                            { "network", "rm" } } do
+                            { "network", "rm" }, { "top" }, { "cp", "x:/a" }, { "pause" }, { "unpause" },
+                            { "restart" } } do
       local r = helper.lbox_run(args)
       assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
       assert.matches("^lbox: error: usage: lbox " .. args[1] .. " [^\n]+ %(see %-%-help%)\n$", r.err)

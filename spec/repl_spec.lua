@@ -50,6 +50,25 @@ describe("the REPL", function()
     assert.are.equal(0, helper.finish_pty(term))
   end)
 
+  it("interrupts the evaluation in progress on Ctrl-C, leaving the containers as they are", function()
+    local term = helper.start_pty { helper.lbox }
+    assert.is_true(wait_for(term, "> "))
+    -- PID 1 of a pid namespace ignores SIGTERM and SIGINT it has no handler for
+    type_line(term, "box = lbox.container{command={'sleep','60'}}:start()\n", "\n> ")
+    type_line(term, "box:wait()\n", "box:wait%(%)\n")
+    helper.sleep(0.3)
+    type_line(term, "\3", "interrupted[^\n]*\n.*> $")
+    type_line(term, "box\n", "%(running%)\n> $")
+    type_line(term, "n = 0 while true do n = n + 1 end\n", "end\n")
+    helper.sleep(0.3)
+    type_line(term, "\3", "interrupted[^\n]*\n.*> $")
+    type_line(term, "n > 0, box.state\n", "true\t\"running\"\n> $")
+    -- the REPL goes on: the container can still be waited for and ended
+    type_line(term, "box:kill(9) return box:wait().exit_code\n", "\n137\n> $")
+    core.write(term.master, "\4")
+    assert.are.equal(0, helper.finish_pty(term))
+  end)
+
   -- The REPL three ways: on a terminal with readline, on a terminal without
   -- it (lua-readline out of Lua's path, as on a machine without the package),
   -- and with no terminal at all (pipes).

@@ -22,7 +22,7 @@ function M.lock_path(parent)
   return "/run/lbox/cgroups-" .. parent .. ".lock"
 end
 -- controllers whose groups a sweep looks at
-local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuacct", "cpuset", "pids", "devices" }
+local SWEPT_CONTROLLERS = { "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer" }
 local CFS_PERIOD = 100000
 
 local read_file, exists = fs.read_file, fs.exists
@@ -250,7 +250,8 @@ Group.__index = Group
 
 -- Controllers an accounted container's group has even without limits, for
 -- stats (v1 keeps CPU time in cpuacct).
-local ACCOUNTED_CONTROLLERS = { "memory", "pids", "cpu", "cpuacct" }
+-- (and on v1 the freezer, for lbox pause; v2 freezes any group)
+local ACCOUNTED_CONTROLLERS = { "memory", "pids", "cpu", "cpuacct", "freezer" }
 
 --- Where device rules `rules` (lbox.devices) would go on this host: v1's
 -- devices controller, or on cgroup v2 an eBPF program on the group, which
@@ -455,6 +456,52 @@ function Group:stats()
   local cpuacct_ns = number("cpuacct", "cpuacct.usage")
   if cpuacct_ns then stats.cpu_usec = cpuacct_ns // 1000 end
   return stats
+end
+
+local FREEZE_POLL_MS, FREEZE_TRIES = 10, 500
+
+--- Freeze (`frozen` true) or thaw every process of the group, as docker's
+-- pause: v2's cgroup.freeze, or v1's freezer controller; returns once the
+-- kernel says it is done. @return true | nil, message
+function Group:freeze(frozen)
+  local unified = self:unified_path()
+  local file, value, done, settled
+  if unified then
+    file, value = unified .. "/cgroup.freeze", frozen and "1" or "0"
+    done = function() return (read_file(unified .. "/cgroup.events") or ""):match("frozen (%d)") == value end
+  elseif self.controllers.freezer then
+    local path = M.hierarchy("freezer") .. "/" .. self.name
+    file, value = path .. "/freezer.state", frozen and "FROZEN" or "THAWED"
+    done = function() return (read_file(path .. "/freezer.state") or ""):match("%u+") == value end
+  else
+    return nil, "it has no freezer: on cgroup v1 lbox freezes only containers run with -d"
+  end
+  for _ = 1, FREEZE_TRIES do
+    -- v1 may stay FREEZING while a task is busy in the kernel: write again
+    local f, msg = io.open(file, "w")
+    if not f then return nil, msg end
+    f:write(value)
+    f:close()
+    settled = done()
+    if settled then return true end
+    core.poll({}, FREEZE_POLL_MS)
+  end
+  return nil, "the kernel did not finish " .. (frozen and "freezing" or "thawing") .. " it"
+end
+
+--- Is the group frozen (lbox pause)?
+function Group:frozen()
+  local unified = self:unified_path()
+  if unified then return (read_file(unified .. "/cgroup.events") or ""):match("frozen 1") ~= nil end
+  if not self.controllers.freezer then return false end
+  return (read_file(M.hierarchy("freezer") .. "/" .. self.name .. "/freezer.state") or ""):match("^FROZEN") ~= nil
+end
+
+--- Thaw container `id`'s group if it is frozen, so that a signal can end
+-- it (v1 holds even SIGKILL until then). Quietly does nothing otherwise.
+function M.thaw(id)
+  local ok, group = pcall(M.open, id)
+  if ok and group and group:frozen() then group:freeze(false) end
 end
 
 --- Did the kernel's OOM killer kill a process of this group?

@@ -26,6 +26,9 @@ M.NAMESPACE_FLAGS = inside.NAMESPACE_FLAGS
 M.FORWARDED_SIGNALS = inside.FORWARDED_SIGNALS
 M.init_steps = inside.steps
 local WATCHED_SIGNALS = inside.WATCHED_SIGNALS
+-- Signals that end a wait with the error "interrupted" instead of going to
+-- the container: the REPL's Ctrl-C (lbox.repl).
+M.INTERRUPTING_SIGNALS = {}
 local READ_SIZE = inside.READ_SIZE
 local run_init = inside.run
 
@@ -164,6 +167,8 @@ M.start_steps = {
     if not c.pid then errors.raise("cannot create the container process: " .. tostring(msg)) end
     c.undo:push("end the container's process", function()
       if c.status then return true end
+      -- a frozen process (lbox pause) takes no signal, on v1 not even SIGKILL
+      if c.cgroup and c.cgroup:frozen() then c.cgroup:freeze(false) end
       if not (c.cgroup and c.cgroup:kill()) then core.kill(c.pid, core.SIGKILL) end
       c:reap()
       return true
@@ -326,6 +331,8 @@ end
 -- size of lbox's terminal on to `master`, and what is typed (with `stdin`)
 -- and printed between lbox's terminal and `master`. Signals are held.
 local function supervise(pid, has_ended, master, stdin)
+  -- held already, unless a REPL opened one for its evaluation
+  try("cannot block signals", core.sigmask("block", WATCHED_SIGNALS))
   local sigfd = try("cannot watch signals", core.signalfd(WATCHED_SIGNALS))
   local watched = { sigfd }
   if master then
@@ -338,6 +345,9 @@ local function supervise(pid, has_ended, master, stdin)
       for sig in function() return core.read_signal(sigfd) end do
         if sig == core.SIGWINCH then
           if master and core.isatty(0) then terminal.copy_size(0, master) end
+        elseif M.INTERRUPTING_SIGNALS[sig] then
+          core.close(sigfd)
+          error("interrupted", 0)
         elseif sig ~= core.SIGCHLD and sig ~= core.SIGPIPE then
           core.kill(pid, sig)
         end
@@ -407,7 +417,7 @@ function Container:exec(argv, opts)
                 -- confined as the container's init: its capabilities, no_new_privs and seccomp program
                 spec = { user = user, env = env, command = argv, capabilities = self.spec.capabilities,
                          no_new_privileges = self.spec.no_new_privileges },
-                plan = { seccomp_program = self.plan.seccomp_program },
+                plan = { seccomp_program = self.plan.seccomp_program, ulimits = self.plan.ulimits },
                 supervise = function(child)
                   local status = {}
                   supervise(child, child_ended(child, status))
@@ -480,7 +490,7 @@ function M.attach(recorded)
              -- recorded before capabilities were: docker's default set
              capabilities = recorded.capabilities or capabilities.DEFAULT,
              no_new_privileges = recorded.no_new_privileges },
-    plan = { seccomp_program = state.seccomp_program(recorded.id) } }, Container)
+    plan = { seccomp_program = state.seccomp_program(recorded.id), ulimits = recorded.ulimits or {} } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   -- all this process holds of it, let go of by destroy (or <close>)
   self.undo = undo.new()

@@ -16,6 +16,10 @@ M.DEFAULT = "busybox"
 
 M.store = store.root
 
+-- Extended attributes of every namespace, file capabilities
+-- (security.capability) and ACLs among them, into and out of images.
+M.TAR_KEEP = "--xattrs --xattrs-include='*' --acls"
+
 local function images_dir()
   return M.store() .. "/images"
 end
@@ -123,7 +127,7 @@ function M.import(source, name)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
       -- the directory's own filesystem: not what is mounted inside it
-      fs.run("cannot read " .. source, "tar -C %s --one-file-system -cf %s .", source, archive)
+      fs.run("cannot read " .. source, "tar -C %s --one-file-system " .. M.TAR_KEEP .. " -cf %s .", source, archive)
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
@@ -134,7 +138,9 @@ function M.import(source, name)
     if not entries then errors.raise(string.format("cannot import %q: %s", source, msg)) end
     local ok, why = tar.check(entries)
     if not ok then errors.raise(string.format("cannot import %q: %s", source, why)) end
-    fs.run("cannot extract " .. source, "tar -xf %s -C %s/rootfs --numeric-owner --no-overwrite-dir", archive, dir)
+    -- as root, GNU tar keeps owners, modes (setuid too), nodes and hard links
+    fs.run("cannot extract " .. source, "tar -xf %s -C %s/rootfs --numeric-owner --no-overwrite-dir "
+      .. M.TAR_KEEP, archive, dir)
     os.remove(archive)
   end)
 end
@@ -145,7 +151,7 @@ end
 function M.export(root, file)
   local partial = file .. ".partial"
   local ok, err = pcall(fs.run, "cannot export to " .. file,
-    "tar -C %s --one-file-system -cf %s .", root, partial)
+    "tar -C %s --one-file-system --numeric-owner " .. M.TAR_KEEP .. " -cf %s .", root, partial)
   if not ok then
     os.remove(partial)
     error(err, 0)

@@ -7,6 +7,8 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
+local lfs = require "lfs"
+local pid1 = require "lbox.pid1"
 local mounts = require "lbox.mounts"
 local network = require "lbox.network"
 local users = require "lbox.users"
@@ -50,6 +52,8 @@ M.READ_SIZE = 65536
 
 -- What lbox writes on the sync pipe once the child is in its cgroup.
 M.GO = "go"
+-- The group of terminals: docker's devpts gid, Debian's "tty".
+M.TTY_GID = 5
 
 -- The container's umask: docker's (runc's default).
 M.UMASK = tonumber("022", 8)
@@ -102,14 +106,14 @@ M.steps = {
     -- go on; its address came with the fork (lbox's network step)
     if ctx.spec.network_config then network.configure_inside(ctx.spec.network_config) end
   end },
-  { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only) end },
+  { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only, ctx.plan.nodev) end },
   { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },
   { "mount_sys", function(ctx) mounts.mount_sys(ctx.spec.root) end },
   { "mount_cgroups", function(ctx)
     mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
   end },
-  { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console) end },
-  { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes) end },
+  { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end },
+  { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes, ctx.plan.nodev) end },
   { "mount_tmpfs", function(ctx) mounts.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) mounts.mount_etc_files(ctx.spec.root) end },
   -- the planned nodes: --device ones, or the host's with --privileged
@@ -138,6 +142,9 @@ M.steps = {
     if ctx.console then
       -- the container's own terminal, opened again as its /dev/console
       local console = try("cannot open the console", core.open("/dev/console", "rw"))
+      -- as docker's, whatever the host's devpts gives: root:tty, 0620
+      try("cannot give the console to the tty group", core.fchown(console, 0, M.TTY_GID))
+      try("cannot set the console's mode", core.fchmod(console, tonumber("620", 8)))
       try("cannot take the terminal", core.set_controlling_tty(console))
       for fd = 0, 2 do try("cannot attach the terminal", core.dup2(console, fd)) end
     elseif not ctx.spec.stdin and not ctx.spec.stdio.stdin then
@@ -146,6 +153,18 @@ M.steps = {
     end
     -- and nothing else: what lbox inherited (a shell's 3</etc/shadow) stays out
     try("cannot close lbox's descriptors", core.cloexec_from(3))
+  end },
+  { "ulimits", function(ctx)
+    -- while lbox may still raise a hard limit (CAP_SYS_RESOURCE)
+    for name, limit in pairs(ctx.plan.ulimits) do
+      local ok, msg, errno = core.setrlimit(name, math.tointeger(limit.soft), math.tointeger(limit.hard))
+      if not ok and limit.default and errno == core.EPERM then
+        -- a default lbox may not raise (no CAP_SYS_RESOURCE): as far as it can
+        local _, hard = core.getrlimit(name)
+        ok, msg = core.setrlimit(name, hard, hard)
+      end
+      try("cannot set the " .. name .. " limit", ok, msg)
+    end
   end },
   { "keyring", function() confine.new_keyring() end },
   { "no_new_privileges", function(ctx) confine.no_new_privileges(ctx.spec) end },
@@ -169,6 +188,8 @@ M.steps = {
       io.stderr:flush()
       core._exit(ok and (math.tointeger(result) or (result == false and 1) or 0) or 1)
     end
+    -- --init: a small init as PID 1, the command as its child
+    if ctx.spec.init then pid1.run(ctx.spec.command, ctx.spec.env) end
     exec.execvp(ctx.spec.command, ctx.spec.env)
   end },
 }
@@ -192,7 +213,7 @@ end
 -- steps. Each gets the exec context { error_fd, cgroup, process (a pidfd of
 -- PID 1), terminal (a pty's slave | nil), workdir, supervise (child pid ->
 -- exit code), spec = { user, env, command, capabilities, no_new_privileges },
--- plan = { seccomp_program } }.
+-- plan = { seccomp_program, ulimits } }.
 M.exec_steps = {
   { "join_cgroup", function(ctx)
     if ctx.cgroup then try("cannot join the container's cgroup", ctx.cgroup:attach(core.getpid())) end
@@ -224,6 +245,8 @@ M.exec_steps = {
     end
     try("cannot close lbox's descriptors", core.cloexec_from(3))
   end },
+  -- the container's ulimits, as docker exec gives them (not lbox's)
+  init_step("ulimits"),
   -- confined as the init is, in the same order
   init_step("keyring"),
   init_step("no_new_privileges"),
@@ -252,9 +275,25 @@ function M.become_user(user, env)
   -- root too: the groups and umask lbox runs with are the host's, not the
   -- container's
   core.umask(M.UMASK)
+  M.give_stdio(found.uid)
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))
+end
+
+--- Make the user the owner of the container's stdio, as runc does, so that
+-- it can open them again (/dev/stdout, /proc/self/fd/1, a shell's
+-- `exec >/dev/tty`): the pipes, and the terminal when it is the container's
+-- own console. Never a file or a terminal of the host's that lbox was
+-- given: those keep their owner.
+function M.give_stdio(uid)
+  local console = lfs.attributes("/dev/console")
+  for fd = 0, 2 do
+    local stdio = lfs.attributes("/proc/self/fd/" .. fd)
+    local own = stdio and (stdio.mode == "named pipe" or stdio.mode == "socket"
+      or (console and console.mode == "char device" and stdio.mode == "char device" and stdio.rdev == console.rdev))
+    if own and stdio.uid ~= uid then try("cannot give the user its stdio", core.fchown(fd, uid)) end
+  end
 end
 
 --- Everything `fd` gives until end of file. @return string | nil, message

@@ -14,7 +14,7 @@ local M = {}
 local try = errors.try
 local NOSUID, NODEV, NOEXEC = core.MS_NOSUID, core.MS_NODEV, core.MS_NOEXEC
 local BIND, REC, RDONLY, REMOUNT = core.MS_BIND, core.MS_REC, core.MS_RDONLY, core.MS_REMOUNT
-local ATTR_RDONLY, RECURSIVE = core.MOUNT_ATTR_RDONLY, core.AT_RECURSIVE
+local ATTR_RDONLY, ATTR_NODEV, RECURSIVE = core.MOUNT_ATTR_RDONLY, core.MOUNT_ATTR_NODEV, core.AT_RECURSIVE
 local ATTR_LOCKED_DOWN = core.MOUNT_ATTR_RDONLY | core.MOUNT_ATTR_NOSUID | core.MOUNT_ATTR_NODEV | core.MOUNT_ATTR_NOEXEC
 
 -- Device nodes of every container's /dev: name, major, minor.
@@ -55,20 +55,28 @@ local function read_only_tree(what, path, attrs)
   try("cannot make " .. what .. " read-only", core.mount_setattr(path, attrs or ATTR_RDONLY, 0, RECURSIVE))
 end
 
---- Mount the root: the image's overlay, or a bind of the directory
--- (pivot_root needs a mount point). With `read_only`, what the directory
--- has mounted below it is made read-only now, before lbox mounts its own
--- (/proc, /dev, volumes) there; the root itself stays writable for their
--- mount points until make_read_only.
-function M.mount_root(root, read_only)
+-- Device nodes in an image or a volume never open a host device: a
+-- container without device rules (lbox.spec.plan's `nodev`) gets lbox's own
+-- /dev, and every other mount of its files nodev, submounts included.
+local function no_devices(what, path)
+  try("cannot mount " .. what .. " nodev", core.mount_setattr(path, ATTR_NODEV, 0, RECURSIVE))
+end
+
+--- Mount the root, with `nodev` nodev: the image's overlay, or a bind of
+-- the directory (pivot_root needs a mount point). With `read_only`, what
+-- the directory has mounted below it is made read-only now, before lbox
+-- mounts its own (/proc, /dev, volumes) there; the root itself stays
+-- writable for their mount points until make_read_only.
+function M.mount_root(root, read_only, nodev)
   if root.overlay then
-    local ok, msg = core.mount("overlay", root.path, "overlay", 0, root.overlay)
+    local ok, msg = core.mount("overlay", root.path, "overlay", nodev and NODEV or 0, root.overlay)
     if not ok then
       errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. store.root()
         .. ", or $LBOX_STORE) must be on a filesystem overlayfs can write to, such as ext4, xfs or tmpfs")
     end
   else
     mount("the container's root", root.path, root.path, nil, BIND | REC)
+    if nodev then no_devices("the container's root", root.path) end
     if read_only then
       -- a root the host gave read-only stays so (access says EROFS)
       local writable = core.access(root.path, "write")
@@ -115,7 +123,7 @@ end
 
 --- A fresh /dev: device nodes, a private devpts, /dev/shm, the usual links,
 -- and the terminal as /dev/console under -t.
-function M.mount_dev(root, console)
+function M.mount_dev(root, console, shm_size)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
   -- the modes asked for, whatever umask lbox was started with
@@ -133,7 +141,7 @@ function M.mount_dev(root, console)
   end
   for _, sub in ipairs { "pts", "shm", "mqueue" } do lfs.mkdir(dev .. "/" .. sub) end
   mount("/dev/pts", "devpts", dev .. "/pts", "devpts", NOSUID | NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
-  mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=1777,size=65536k")
+  mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=1777,size=" .. (shm_size or 65536 * 1024))
   mount("/dev/mqueue", "mqueue", dev .. "/mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
   if console then
     fs.write_file(dev .. "/console", "")
@@ -156,19 +164,26 @@ function M.make_devices(root, devices)
   end
 end
 
---- Bind each volume { host, target, readonly } at its target inside the root.
-function M.mount_volumes(root, volumes)
+--- Bind each volume { host, target, readonly } at its target inside the
+-- root, with `nodev` nodev.
+function M.mount_volumes(root, volumes, nodev)
   for _, v in ipairs(volumes) do
     local target = ensure(root.path, v.target, fs.kind(v.host) ~= "directory")
     mount(v.target, v.host, target, nil, BIND | REC)
+    if nodev then no_devices(v.target, target) end
     if v.readonly then read_only_tree(v.target, target) end
   end
 end
 
---- An empty tmpfs at each target inside the root (writable even with --read-only).
-function M.mount_tmpfs(root, targets)
-  for _, target in ipairs(targets) do
-    mount(target, "tmpfs", ensure(root.path, target), "tmpfs", NOSUID | NODEV, "mode=1777,size=65536k")
+local TMPFS_FLAGS = { rdonly = RDONLY, noexec = NOEXEC, nosuid = NOSUID, nodev = NODEV }
+
+--- An empty tmpfs at each { target, flags, data } (lbox.spec) inside the
+-- root (writable even with --read-only, unless its flags say rdonly).
+function M.mount_tmpfs(root, tmpfs_mounts)
+  for _, m in ipairs(tmpfs_mounts) do
+    local flags = NODEV
+    for name in pairs(m.flags) do flags = flags | TMPFS_FLAGS[name] end
+    mount(m.target, "tmpfs", ensure(root.path, m.target), "tmpfs", flags, m.data)
   end
 end
 

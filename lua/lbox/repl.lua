@@ -1,6 +1,8 @@
 --- The lbox REPL, in the manner of lua.c: an expression prints its values
 -- (tables laid out, containers by id and state), an incomplete chunk asks
--- for more lines, an error is reported and the REPL goes on. On a terminal:
+-- for more lines, an error is reported and the REPL goes on; Ctrl-C
+-- interrupts the line running (a loop, a container's wait), leaving the
+-- containers as they are. On a terminal:
 -- line editing, history and tab completion (readline). It ends on Ctrl-D,
 -- os.exit, a hangup, SIGHUP or SIGTERM, and every container it started is
 -- removed.
@@ -85,6 +87,13 @@ local function compile(text, env)
   return chunk, msg
 end
 
+-- Ctrl-C ignored between evaluations (at the prompt, a line is not lost
+-- to it), and no interrupt left pending.
+local function disarm_interrupt()
+  core.signal({ core.SIGINT }, "ignore")
+  debug.sethook()
+end
+
 --- Evaluate one more line; @return the text still pending (incomplete) | nil
 local function evaluate(env, pending, line)
   local text = pending and pending .. "\n" .. line or line
@@ -94,11 +103,18 @@ local function evaluate(env, pending, line)
     print(msg)
     return nil
   end
+  -- Ctrl-C stops the chunk, not the REPL: a Lua loop by a hook (as lua.c),
+  -- a container's wait by raising instead of passing it on (lbox.container)
+  core.signal({ core.SIGINT }, "interrupt")
+  core.sigmask("unblock", { core.SIGINT })
   local results = table.pack(xpcall(chunk, function(e)
+    if e == "interrupted" or tostring(e):match("^[^\n]*:%d+: interrupted$") then return "interrupted" end
     -- the user's frames only: up to the REPL's own call
     local trace = debug.traceback("", 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
     return tostring(e) .. trace
   end))
+  -- an interrupt that comes now raises here, and the next try completes
+  repeat until pcall(disarm_interrupt)
   if not results[1] then
     print(results[2])
   elseif results.n > 1 then
@@ -184,6 +200,12 @@ end
 local function terminal_loop(env, rl)
   core.sigmask("block", ENDING_SIGNALS)
   core.signal(ENDING_SIGNALS, "catch")
+  -- caught() also lists the Ctrl-C that interrupted a line: not an ending
+  local function ending_signal()
+    for _, sig in ipairs(core.caught()) do
+      if sig ~= core.SIGINT then return sig end
+    end
+  end
   rl.set_options { histfile = "~/.lbox_history", completion = true }
   rl.set_complete_function(function(text, from, to)
     return M.complete(env, text:sub(from, to))
@@ -191,10 +213,10 @@ local function terminal_loop(env, rl)
   local pending
   while true do
     core.sigmask("unblock", ENDING_SIGNALS) -- one that came while a line ran arrives now
-    local ending = core.caught()[1]
+    local ending = ending_signal()
     local line = not ending and rl.readline(pending and ">> " or "> ")
     core.sigmask("block", ENDING_SIGNALS)
-    ending = ending or core.caught()[1]
+    ending = ending or ending_signal()
     if ending then io.stdout:write("\nlbox: signal ", ending, ": leaving") end
     if not line or ending then break end
     pending = evaluate(env, pending, line)
@@ -209,6 +231,8 @@ end
 -- @param env the environment chunks run in (default: M.environment())
 function M.run(env)
   env = env or M.environment()
+  container.INTERRUPTING_SIGNALS[core.SIGINT] = true
+  disarm_interrupt()
   print("lbox REPL (" .. _VERSION .. "): `lbox` is loaded; Ctrl-D leaves and removes its containers")
   local has_readline, rl = pcall(require, "readline")
   if has_readline and core.isatty(0) then
@@ -219,6 +243,8 @@ function M.run(env)
   end
   io.stdout:write("\n")
   container.destroy_all()
+  container.INTERRUPTING_SIGNALS[core.SIGINT] = nil
+  core.signal({ core.SIGINT }, "default")
   return 0
 end
 

@@ -7,6 +7,7 @@ local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local state = require "lbox.state"
 local store = require "lbox.store"
+local workload = require "lbox.workload"
 
 local M = {}
 
@@ -36,7 +37,7 @@ function M.claim(id, spec, plan, undo)
   state.sweep()
   if spec.name then
     for _, other in ipairs(state.list()) do
-      if other.name == spec.name then
+      if other.name == spec.name and other.id ~= id then -- itself when the monitor restarts it
         errors.raise(string.format("the name %q is taken by container %s: remove it or choose another",
           spec.name, other.id:sub(1, 12)))
       end
@@ -61,6 +62,7 @@ function M.claim(id, spec, plan, undo)
     id = id, name = spec.name, image = spec.image or spec.rootfs, command = spec.command, status = "created",
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
     user = spec.user, lower = plan.lower, capabilities = spec.capabilities, no_new_privileges = spec.no_new_privileges,
+    ulimits = plan.ulimits, -- for exec
   })
   -- for exec, which confines its commands with the same filter
   if plan.seccomp_program then state.write_seccomp_program(id, plan.seccomp_program) end
@@ -83,10 +85,10 @@ function M.prepare(id, spec, plan)
   for _, v in ipairs(spec.volumes) do
     if not fs.kind(v.host) then try("cannot create volume " .. v.host, fs.mkdir_p(v.host)) end
   end
-  local resolv = fs.read_file("/etc/resolv.conf") or ""
+  local resolv = workload.resolv_conf(fs.read_file("/etc/resolv.conf") or "", spec.dns or {})
   for name, content in pairs {
     hostname = spec.hostname .. "\n",
-    hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" .. spec.hostname .. "\n",
+    hosts = workload.hosts(spec.hostname, spec.extra_hosts or {}),
     ["resolv.conf"] = resolv,
   } do
     fs.write_file(dir .. "/" .. name, content)

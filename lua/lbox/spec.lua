@@ -15,6 +15,7 @@ local seccomp = require "lbox.seccomp"
 local store = require "lbox.store"
 local units = require "lbox.units"
 local users = require "lbox.users"
+local workload = require "lbox.workload"
 
 local M = {}
 
@@ -23,6 +24,7 @@ M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
   "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
   "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
+  "ulimits", "shm_size", "extra_hosts", "dns", "init",
 }
 local KNOWN_FIELDS = {}
 for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
@@ -119,12 +121,20 @@ function M.normalize(spec, labels)
     out.stdio[name] = fd
   end
   out.tmpfs = {}
-  for i, target in ipairs(spec.tmpfs or {}) do
+  for i, entry in ipairs(spec.tmpfs or {}) do
+    local target = type(entry) == "table" and entry.target or entry
     if type(target) ~= "string" or target:sub(1, 1) ~= "/" then
       bad("tmpfs", "mount %d: target must be an absolute path in the container", i)
     end
-    out.tmpfs[i] = target
+    if type(entry) == "string" then
+      out.tmpfs[i] = { target = target, flags = { nosuid = true, nodev = true }, data = "mode=1777,size=65536k" }
+    else
+      local mount, msg = workload.tmpfs_mount(entry)
+      if not mount then bad("tmpfs", "%s: %s", target, msg) end
+      out.tmpfs[i] = mount
+    end
   end
+  workload.check(spec, out, bad)
 
   out.volumes = {}
   for i, v in ipairs(spec.volumes or {}) do
@@ -180,10 +190,12 @@ end
 -- the limits need, the device nodes to make and the rules that guard them
 -- (and where this host's cgroups keep those), the seccomp program (read
 -- from a profile file, or the store's cache), the network to join and its
--- ports. Raises a user error naming the field.
+-- ports, the open files limit. Raises a user error naming the field.
 -- @return plan { lower = image root | nil, cgroup_writes = list,
 --   devices = nodes (lbox.devices), device_plan = nil | from
---   cgroups.plan_devices, seccomp_program = BPF | nil (unconfined) }
+--   cgroups.plan_devices, nodev = root and volumes nodev (no rules),
+--   seccomp_program = BPF | nil (unconfined),
+--   ulimits = the spec's and the default open files (lbox.workload) }
 function M.plan(spec, labels)
   local bad = complainer(labels)
   local plan = {}
@@ -199,6 +211,7 @@ function M.plan(spec, labels)
   local writes, field, msg = cgroups.plan(spec.limits)
   if not writes then bad(field, "%s", msg) end
   plan.cgroup_writes = writes
+  plan.ulimits = workload.plan_ulimits(spec.ulimits)
   M.plan_confinement(spec, plan, bad)
   -- an unknown or full network, a port published or bound already; the
   -- network step checks again, under the networks' lock
@@ -261,6 +274,9 @@ function M.plan_confinement(spec, plan, bad)
     plan.device_plan, msg = cgroups.plan_devices(devices.rules(plan.devices))
     if not plan.device_plan then errors.raise(msg) end
   end
+  -- without rules, nothing guards a node an image or a volume brings: its
+  -- root and volumes are mounted nodev (a privileged one opens any device)
+  plan.nodev = not spec.privileged and not plan.device_plan
   if spec.seccomp ~= "unconfined" and not spec.privileged then
     local msg
     plan.seccomp_program, msg = seccomp.program(spec.seccomp, spec.capabilities, store.root() .. "/cache/seccomp")

@@ -111,7 +111,8 @@ local function normalize(path)
 end
 
 --- Check archive entries for anything that would write outside the
--- directory they are extracted to, or make device nodes.
+-- directory they are extracted to. Device nodes pass, as docker's and
+-- podman's imports: a container's mounts are nodev (lbox.mounts).
 -- @return true | nil, message naming the entry
 function M.check(entries)
   local symlinks = {}
@@ -122,7 +123,6 @@ function M.check(entries)
     if e.name:sub(1, 1) == "/" then return refuse("absolute path") end
     if ("/" .. e.name .. "/"):find("/%.%./") then return refuse("path climbs out with ..") end
     local name = normalize(e.name)
-    if e.type == "char" or e.type == "block" then return refuse("device node") end
     -- nothing may be written through a symlink the archive made
     local prefix = ""
     for part in name:gmatch("[^/]+") do
@@ -137,9 +137,10 @@ function M.check(entries)
         return refuse("symlink points out of the image: " .. e.link)
       end
       symlinks[name] = true
-    elseif symlinks[name] then
-      symlinks[name] = nil
     end
+    -- a later entry of the same name does not clear the mark: its
+    -- extraction may fail (a hard link to nothing) and leave the symlink
+    -- in place for the entries after it
     if e.type == "hardlink" then
       if e.link:sub(1, 1) == "/" or not normalize(e.link) or symlinks[normalize(e.link)] then
         return refuse("hard link to " .. e.link)

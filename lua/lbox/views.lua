@@ -46,7 +46,7 @@ function M.open(ref)
     inside.guard(ready_write, "the layer's helper", function()
       try("cannot set the parent-death signal", core.set_pdeathsig(core.SIGKILL))
       try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
-      try("cannot mount it", core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY,
+      try("cannot mount it", core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY | core.MS_NODEV,
         overlay_options(found.lower, dir)))
     end)
     inside.ready(ready_write)
