@@ -125,12 +125,14 @@ describe("images", function()
     end
     -- with device rules (it may make nodes), they guard the image's nodes
     -- instead, as docker's: the disk is refused, its null opens
+    -- (a volume whose host directory is itself on a nodev mount stays nodev)
+    local host_nodev = sh("findmnt -no VFS-OPTIONS -T " .. work .. "/vol"):find("nodev") ~= nil
     local r = helper.lbox_run { "run", "--cap-add", "MKNOD", "-v", work .. "/vol:/vol", "lbox-spec-nodev", "sh", "-c", probe }
     assert.are.equal(0, r.code, r.err)
     assert.are.equal("/null opened\n1\n", r.out:match("^(.-\n1\n)"), r.out)
-    assert.are.equal(2, select(2, r.err:gsub("Operation not permitted", "")), r.err)
+    assert.are.equal(host_nodev and 1 or 2, select(2, r.err:gsub("Operation not permitted", "")), r.err)
     assert.is_nil(r.out:match("\n/ [^\n]*nodev"), r.out)
-    assert.is_nil(r.out:match("\n/vol [^\n]*nodev"), r.out)
+    assert.are.equal(host_nodev, r.out:match("\n/vol [^\n]*nodev") ~= nil, r.out)
   end)
 
   it("commits and exports a running container's filesystem", function()

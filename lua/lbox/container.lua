@@ -210,6 +210,10 @@ M.start_steps = {
 -- built-in image on first use. Raises a user error naming the first thing
 -- wrong with the spec. @see lua/API.md for the fields
 function M.new(spec, labels)
+  -- before the plan, which makes the built-in image on first use
+  if core.geteuid() ~= 0 then
+    errors.raise("lbox needs root to create namespaces and cgroups (run it with sudo)")
+  end
   local self = setmetatable({ spec = spec_check.normalize(spec, labels) }, Container)
   -- everything knowable before a privileged act, checked now, in one place
   self.plan = spec_check.plan(self.spec, labels)
@@ -266,9 +270,6 @@ end
 --- Start the container: its command runs when this returns.
 function Container:start()
   assert(self.state == "created", "container already started")
-  if core.geteuid() ~= 0 then
-    errors.raise("lbox needs root to create namespaces and cgroups (run it with sudo)")
-  end
   self.state = "starting"
   live[self] = true
   local ok, err = pcall(function()
