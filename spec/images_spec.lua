@@ -74,7 +74,7 @@ describe("images", function()
     assert.is_truthy(disk, "this host has no block device")
     sh("mkdir -p " .. work .. "/root && cp -a " .. BUSYBOX_ROOT .. "/. " .. work .. "/root/ && cd " .. work .. "/root && "
       .. "mkdir nodes && mknod nodes/null c 1 3 && mknod nodes/disk b " .. major .. " " .. minor .. " && "
-      .. "echo one > a && ln a b && setfattr -n user.lbox -v kept a && setfattr -n trusted.lbox -v kept b && "
+      .. "echo one > a && ln a b && setfattr -n trusted.lbox-a -v kept a && setfattr -n trusted.lbox -v kept b && "
       .. "cp bin/busybox ping && setcap cap_net_raw+ep ping && "
       .. "echo x > suid && chown 0:65534 suid && chmod 4755 suid && mkdir sgid && chmod 2775 sgid && "
       .. "tar --xattrs --xattrs-include='*' -cf ../img.tar .")
@@ -87,7 +87,7 @@ describe("images", function()
       assert.are.equal(string.format("character special file 1,3\nblock special file %s,%s\n", major, minor),
         sh("stat -c '%F %Hr,%Lr' " .. root .. "/nodes/null " .. root .. "/nodes/disk"))
       assert.are.equal(lfs.attributes(root .. "/a", "ino"), lfs.attributes(root .. "/b", "ino"), kind)
-      assert.are.equal("kept\nkept\n", sh("getfattr --only-values -n user.lbox " .. root .. "/a; echo; "
+      assert.are.equal("kept\nkept\n", sh("getfattr --only-values -n trusted.lbox-a " .. root .. "/a; echo; "
         .. "getfattr --only-values -n trusted.lbox " .. root .. "/b; echo"))
       assert.matches("cap_net_raw=ep", sh("getcap " .. root .. "/ping"))
       assert.are.equal("4755 0:65534\n2775\n", sh("stat -c '%a %u:%g' " .. root .. "/suid; stat -c %a " .. root .. "/sgid"))

@@ -126,8 +126,12 @@ function M.import(source, name)
   return staged(name, source, function(dir)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
-      -- the directory's own filesystem: not what is mounted inside it
-      fs.run("cannot read " .. source, "tar -C %s --one-file-system " .. M.TAR_KEEP .. " -cf %s .", source, archive)
+      -- the directory's own filesystem: not what is mounted inside it. A
+      -- running container's root changes as it is read (reading the ACL of
+      -- its /sys mount point alone changes that, seen on a 6.1 kernel):
+      -- what was read is the snapshot, as docker export's
+      fs.run("cannot read " .. source, "tar -C %s --one-file-system --warning=no-file-changed "
+        .. M.TAR_KEEP .. " -cf %s .", source, archive)
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
