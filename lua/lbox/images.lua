@@ -19,6 +19,12 @@ M.store = store.root
 -- Extended attributes of every namespace, file capabilities
 -- (security.capability) and ACLs among them, into and out of images.
 M.TAR_KEEP = "--xattrs --xattrs-include='*' --acls"
+-- tar reading a directory's own filesystem (not what is mounted in it),
+-- with "changed as we read it" (exit 1) no failure, to be closed with
+-- `|| [ $? -eq 1 ]; }`: a running container's root changes as it is read
+-- (on a 6.1 kernel, reading the ACL of its /sys mount point alone does),
+-- and what was read is the snapshot, as docker export's.
+M.LIVE_TAR = "{ tar -C %s --one-file-system --warning=no-file-changed " .. M.TAR_KEEP
 
 local function images_dir()
   return M.store() .. "/images"
@@ -126,12 +132,8 @@ function M.import(source, name)
   return staged(name, source, function(dir)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
-      -- the directory's own filesystem: not what is mounted inside it. A
-      -- running container's root changes as it is read (reading the ACL of
-      -- its /sys mount point alone changes that, seen on a 6.1 kernel):
-      -- what was read is the snapshot, as docker export's
-      fs.run("cannot read " .. source, "tar -C %s --one-file-system --warning=no-file-changed "
-        .. M.TAR_KEEP .. " -cf %s .", source, archive)
+      -- the directory's own filesystem: not what is mounted inside it
+      fs.run("cannot read " .. source, M.LIVE_TAR .. " -cf %s . || [ $? -eq 1 ]; }", source, archive)
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
@@ -155,7 +157,7 @@ end
 function M.export(root, file)
   local partial = file .. ".partial"
   local ok, err = pcall(fs.run, "cannot export to " .. file,
-    "tar -C %s --one-file-system --numeric-owner " .. M.TAR_KEEP .. " -cf %s .", root, partial)
+    M.LIVE_TAR .. " --numeric-owner -cf %s . || [ $? -eq 1 ]; }", root, partial)
   if not ok then
     os.remove(partial)
     error(err, 0)
