@@ -1,7 +1,6 @@
 -- lbox logs [-f] [--tail N] CONTAINER: what a detached container wrote.
 local core = require "lbox.core"
 local errors = require "lbox.errors"
-local fs = require "lbox.fs"
 local options = require "lbox.options"
 local state = require "lbox.state"
 local units = require "lbox.units"
@@ -17,7 +16,10 @@ local opts, args = options.command({
 }, { ... })
 if not opts then return 0 end
 local s = state.find(args[1])
-local text = fs.read_file(s.log or state.dir(s.id) .. "/container.log") or ""
+-- one handle for what is there and what comes: nothing written between the
+-- two is lost
+local log = io.open(s.log or state.dir(s.id) .. "/container.log")
+local text = log and log:read("a") or ""
 if opts.tail then
   local n = units.integer(opts.tail, 0, math.maxinteger) or errors.raise("--tail: a number of lines expected")
   local lines = {}
@@ -26,16 +28,13 @@ if opts.tail then
 end
 io.write(text)
 io.flush()
-if opts.follow then
-  -- new output as it comes, until the container ends
-  local f = assert(io.open(s.log or state.dir(s.id) .. "/container.log"))
-  f:seek("end")
+if opts.follow and log then
   repeat
     local alive = state.owned(s.id)
-    local more = f:read("a")
+    local more = log:read("a")
     if more ~= "" then io.write(more) io.flush() end
     if alive then core.poll({}, 100) end
   until not alive
-  f:close()
 end
+if log then log:close() end
 return 0
