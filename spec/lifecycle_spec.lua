@@ -232,7 +232,7 @@ describe("lbox run -d and the management commands", function()
       return results
     end
     local name = function(i) return "lbox-spec-par-" .. i end
-    for i, r in ipairs(all(function(i) return { "run", "-d", "--name", name(i), "sh", "-c", "sleep 30" } end)) do
+    for i, r in ipairs(all(function(i) return { "run", "-d", "--name", name(i), "sh", "-c", "sleep 600" } end)) do
       assert.are.equal(0, r.code, name(i) .. ": " .. r.err)
     end
     assert.are.equal(20, #ps_rows())

@@ -110,7 +110,7 @@ M.steps = {
   { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },
   { "mount_sys", function(ctx) mounts.mount_sys(ctx.spec.root) end },
   { "mount_cgroups", function(ctx)
-    mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
+    mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths, ctx.spec.namespaces.cgroup)
   end },
   { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end },
   { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes, ctx.plan.nodev) end },
