@@ -4,6 +4,7 @@
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local inside = require "lbox.inside"
+local options = require "lbox.options"
 local rootfs = require "lbox.rootfs"
 local state = require "lbox.state"
 
@@ -70,6 +71,17 @@ function M.open(ref)
   end
   view.path = "/proc/" .. pid .. "/root" .. dir .. "/merged"
   return view
+end
+
+--- The command line of commit and export, `CONTAINER OTHER` (parsed by
+-- options.command with `command`, whose operands it sets): the container's
+-- view (M.open) and OTHER, or nothing after --help.
+-- @return to-be-closed view, string
+function M.open_command(command, argv)
+  command.operands = { 2, 2 }
+  local opts, operands = options.command(command, argv)
+  if not opts then return nil end
+  return M.open(operands[1]), operands[2]
 end
 
 return M
