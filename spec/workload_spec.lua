@@ -19,12 +19,7 @@ describe("workload flags", function()
     return r.out
   end
 
-  local function refused(args, pattern)
-    local r = helper.lbox_run(args)
-    assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
-    assert.matches("^lbox: error: [^\n]+\n$", r.err)
-    assert.matches(pattern, r.err)
-  end
+  local refused = helper.refused
 
   it("--ulimit sets soft and hard limits; open files default to docker's, as far as lbox may raise them", function()
     assert.are.equal("100 200\n0 0\nunlimited unlimited\n", run { "run", "--ulimit", "nofile=100:200",
