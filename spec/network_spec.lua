@@ -160,6 +160,11 @@ describe("lbox network and containers on networks", function()
     refused(lbox { "network", "create", "a b" }, "network name \"a b\"")
     refused(lbox { "run", "--network", "a/b", "true" }, "network name \"a/b\"")
     refused(lbox { "network", "rm", "spec-nonesuch" }, "no such network")
+    -- as docker's predefined networks: even the default one, made and unused
+    ok(lbox { "run", "--network", "bridge", "true" })
+    for _, name in ipairs { "bridge", "host", "none" } do
+      refused(lbox { "network", "rm", name }, name .. " is a pre%-defined network and cannot be removed")
+    end
     refused(lbox { "run", "--network", "spec-nonesuch", "true" }, "no such network")
     refused(lbox { "run", "-p", "70000:80", "true" }, "out of range")
     refused(lbox { "run", "-p", "80", "true" }, "use %[IP:%]HOSTPORT:PORT")
