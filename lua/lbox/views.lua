@@ -17,9 +17,10 @@ local overlay_options = rootfs.overlay_options
 -- read from: a running container's as its init sees it; an ended one's
 -- layer over its image, mounted read-only in a mount namespace of a helper
 -- process, which ends (and the mount with it) when the result is closed
--- or lbox dies. Raises a user error when there is no such container.
+-- or lbox dies; with opts.writable, mounted read-write (lbox cp into it).
+-- Raises a user error when there is no such container.
 -- @return to-be-closed { path }
-function M.open(ref)
+function M.open(ref, opts)
   local found = state.find(ref)
   local view = setmetatable({}, { __close = function(v)
     if v.process then core.close(v.process) end
@@ -47,7 +48,8 @@ function M.open(ref)
     inside.guard(ready_write, "the layer's helper", function()
       try("cannot set the parent-death signal", core.set_pdeathsig(core.SIGKILL))
       try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
-      try("cannot mount it", core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY | core.MS_NODEV,
+      try("cannot mount it", core.mount("overlay", dir .. "/merged", "overlay",
+        (opts and opts.writable and 0 or core.MS_RDONLY) | core.MS_NODEV,
         overlay_options(found.lower, dir)))
     end)
     inside.ready(ready_write)
