@@ -147,6 +147,17 @@ describe("lbox run -d and the management commands", function()
     ok("rm", "-f", id)
   end)
 
+  it("gives the user -u names under -t a terminal it owns, as docker: user:tty, 0620", function()
+    local id = detach("sleep", "30")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    local term = helper.start_pty({ helper.lbox, "exec", "-t", "-u", "nobody", id, "sh", "-c",
+      "stat -L -c 'owner=%u:%g mode=%a' /proc/self/fd/0; echo reopened > /proc/self/fd/1 && echo done" }, 24, 80)
+    assert.are.equal(0, helper.finish_pty(term), term.output)
+    assert.matches("owner=65534:5 mode=620", term.output)
+    assert.matches("reopened%s+done", term.output)
+    ok("rm", "-f", id)
+  end)
+
   it("passes the signals lbox exec gets on to its command", function()
     local id = detach("sleep", "30")
     local proc = helper.start { helper.lbox, "exec", id, "sh", "-c",

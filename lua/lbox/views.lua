@@ -4,6 +4,7 @@
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local inside = require "lbox.inside"
+local options = require "lbox.options"
 local rootfs = require "lbox.rootfs"
 local state = require "lbox.state"
 
@@ -16,9 +17,10 @@ local overlay_options = rootfs.overlay_options
 -- read from: a running container's as its init sees it; an ended one's
 -- layer over its image, mounted read-only in a mount namespace of a helper
 -- process, which ends (and the mount with it) when the result is closed
--- or lbox dies. Raises a user error when there is no such container.
+-- or lbox dies; with opts.writable, mounted read-write (lbox cp into it).
+-- Raises a user error when there is no such container.
 -- @return to-be-closed { path }
-function M.open(ref)
+function M.open(ref, opts)
   local found = state.find(ref)
   local view = setmetatable({}, { __close = function(v)
     if v.process then core.close(v.process) end
@@ -46,7 +48,8 @@ function M.open(ref)
     inside.guard(ready_write, "the layer's helper", function()
       try("cannot set the parent-death signal", core.set_pdeathsig(core.SIGKILL))
       try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
-      try("cannot mount it", core.mount("overlay", dir .. "/merged", "overlay", core.MS_RDONLY | core.MS_NODEV,
+      try("cannot mount it", core.mount("overlay", dir .. "/merged", "overlay",
+        (opts and opts.writable and 0 or core.MS_RDONLY) | core.MS_NODEV,
         overlay_options(found.lower, dir)))
     end)
     inside.ready(ready_write)
@@ -70,6 +73,17 @@ function M.open(ref)
   end
   view.path = "/proc/" .. pid .. "/root" .. dir .. "/merged"
   return view
+end
+
+--- The command line of commit and export, `CONTAINER OTHER` (parsed by
+-- options.command with `command`, whose operands it sets): the container's
+-- view (M.open) and OTHER, or nothing after --help.
+-- @return to-be-closed view, string
+function M.open_command(command, argv)
+  command.operands = { 2, 2 }
+  local opts, operands = options.command(command, argv)
+  if not opts then return nil end
+  return M.open(operands[1]), operands[2]
 end
 
 return M
