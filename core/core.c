@@ -65,5 +65,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_seccomp(L);
   lbox_open_bpf(L);
   lbox_open_nft(L);
+  lbox_open_nftset(L);
   return 1;
 }

@@ -108,6 +108,38 @@ describe("network primitives (in a network namespace of their own)", function()
     assert.has_error(function() core.link_set("lo") end)
     assert.has_error(function() core.veth_add("a", "b", -1) end)
   end)
+
+  it("add and delete map elements in one transaction, all or none", function()
+    assert.are.equal(0, in_new_netns(function()
+      assert(core.nft("table ip lbxs-el { map m { type ipv4_addr . inet_service : ipv4_addr . inet_service; }\n"
+        .. "map p { type inet_service : ipv4_addr; }; }\n"))
+      local function key(address, port) return string.pack(">I4I2", address, port) .. "\0\0" end
+      local one = { "m", key(0x7f000001, 8080), key(0x0a000002, 80) }
+      local two = { "p", string.pack(">I2", 8081), string.pack(">I4", 0x0a000003) }
+      assert(core.nft_elements("add", "ip", "lbxs-el", { one, two }))
+      local listed = assert(core.nft("list table ip lbxs-el\n"))
+      assert(listed:find("127.0.0.1 . 8080 : 10.0.0.2 . 80", 1, true), listed)
+      assert(listed:find("8081 : 10.0.0.3", 1, true), listed)
+      -- a key already there: EEXIST, and the new element of the same batch is not added
+      local three = { "p", string.pack(">I2", 8082), string.pack(">I4", 0x0a000004) }
+      assert.are.same({ nil, "nft add element 'lbxs-el': File exists", 17 },
+        { core.nft_elements("add", "ip", "lbxs-el", { three, two }) })
+      assert.is_nil(assert(core.nft("list table ip lbxs-el\n")):find("8082", 1, true))
+      assert(core.nft_elements("delete", "ip", "lbxs-el", { { "m", one[2] }, { "p", two[2] } }))
+      assert.is_nil(assert(core.nft("list table ip lbxs-el\n")):find("elements", 1, true))
+      assert.are.same({ nil, "nft delete element 'lbxs-el': No such file or directory", 2 },
+        { core.nft_elements("delete", "ip", "lbxs-el", { { "p", two[2] } }) })
+      assert.are.equal(2, select(3, core.nft_elements("add", "ip", "lbxs-nonesuch", { two })))
+      -- a key of the wrong size: the kernel's EINVAL
+      assert.are.equal(22, select(3, core.nft_elements("add", "ip", "lbxs-el", { { "p", "\1", two[3] } })))
+      assert.has_error(function() core.nft_elements("replace", "ip", "lbxs-el", { two }) end)
+      assert.has_error(function() core.nft_elements("add", "arp", "lbxs-el", { two }) end)
+      assert.has_error(function() core.nft_elements("add", "ip", "lbxs-el", {}) end)
+      assert.has_error(function() core.nft_elements("add", "ip", "lbxs-el", { { "p", 8081 } }) end)
+      assert.has_error(function() core.nft_elements("add", "ip", "lbxs-el", { { "p", string.rep("x", 65) } }) end)
+      return 0
+    end))
+  end)
 end)
 
 describe("lbox.network", function()
