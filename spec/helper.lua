@@ -272,13 +272,26 @@ function M.routes()
 end
 
 --- The rules of lbox's nftables table (this store's) that hold a container's or a
--- network's resources: published ports and the bridges named.
+-- network's resources: published ports (elements of its ports_* maps, written
+-- as the DNAT rule each stands for) and the bridges named.
 function M.nft_rules()
   local text = core.nft("list table ip " .. network.table_name()) or ""
   local rules = {}
+  local map, elements
   for _, line in ipairs(lines_of(text)) do
-    -- a published port's DNAT; not a network's hairpin masquerade ("ct status dnat")
-    if line:find(" dnat to ", 1, true) then rules[#rules + 1] = line:match("^%s*(.-)%s*$") end
+    map = line:match("^%s*map (ports_[%w_]+) {") or map
+    elements = elements or (map and line:match("elements = {(.*)$"))
+    if elements and not line:find("elements = {", 1, true) then elements = elements .. line end
+    if elements and elements:find("}", 1, true) then
+      local protocol, keyed = map:match("^ports_(%a+)(.*)$")
+      for element in elements:gsub("}.*", ""):gmatch("[^,]+") do
+        local key, address, port = element:match("^%s*(.-)%s*:%s*([%d.]+) %. (%d+)%s*$")
+        local host_ip, host_port = key:match("^([%d.]+) %. (%d+)$")
+        rules[#rules + 1] = string.format("%s%s dport %s dnat to %s:%s", keyed == "_ip" and ("ip daddr " .. host_ip .. " ") or "",
+          protocol, host_port or key, address, port)
+      end
+      elements = nil
+    end
     for bridge in line:gmatch('"(lbr%-%x+)"') do rules[#rules + 1] = "bridge " .. bridge end
   end
   table.sort(rules)

@@ -3,10 +3,11 @@
 --
 -- Each network is a JSON file in $LBOX_STORE/networks, holding its leases
 -- (address -> container). Every change happens under one lock
--- (networks/lock) and ends by rewriting lbox's own nftables table ("ip
--- lbox") from those files in one transaction: the rules are always what the
--- leases say, and a lease whose container's owner died (lbox SIGKILLed) is
--- swept by the next change, with its veth and its rules.
+-- (networks/lock) and ends by making lbox's own nftables table ("ip lbox")
+-- what those files say, in one transaction: rewritten whole when networks
+-- come and go, a published port's map elements added or deleted when
+-- containers do. A lease whose container's owner died (lbox SIGKILLed) is
+-- swept by the next change, with its veth and its ports' elements.
 local cjson = require "cjson"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
@@ -198,22 +199,52 @@ local function ensure_bridge(net)
   end
 end
 
--- The rules of the ports chain: a DNAT per published port.
-local function port_rules(networks)
-  local rules = {}
+-- Published ports are elements of four maps in lbox's table, one per
+-- protocol, keyed by the port (any of the host's addresses) or by address
+-- and port, to the container's address and port; the ports chain's rules
+-- never change. Publishing a port adds elements, a batch of its own
+-- (core.nft_elements) that needs no listing of the ruleset first.
+local function port_map(port)
+  return "ports_" .. port.protocol .. (port.host_ip and "_ip" or "")
+end
+
+-- An IPv4 address's 4 bytes; a port's 2, padded to 4 in a concatenation.
+local function address_bytes(text)
+  return string.pack(">I4", M.parse_address(text))
+end
+
+local function port_bytes(port, in_concatenation)
+  return string.pack(">I2", port) .. (in_concatenation and "\0\0" or "")
+end
+
+-- The map elements of the ports of container `address`: { map, key, data }.
+local function port_elements(address, ports)
+  local elements = {}
+  for _, port in ipairs(ports or {}) do
+    local key = port.host_ip and address_bytes(port.host_ip) .. port_bytes(port.host_port, true)
+      or port_bytes(port.host_port)
+    elements[#elements + 1] = { port_map(port), key, address_bytes(address) .. port_bytes(port.container_port, true) }
+  end
+  return elements
+end
+
+-- The elements of every map, in nft's syntax: { [map] = { "KEY : DATA" } }.
+local function port_map_texts(networks)
+  local texts = {}
   for _, net in ipairs(networks) do
     local addresses = {}
     for address in pairs(net.leases) do addresses[#addresses + 1] = address end
     table.sort(addresses)
     for _, address in ipairs(addresses) do
       for _, port in ipairs(net.leases[address].ports or {}) do
-        rules[#rules + 1] = string.format("%s%s dport %d dnat to %s:%d",
-          port.host_ip and ("ip daddr " .. port.host_ip .. " ") or "", port.protocol, port.host_port, address,
-          port.container_port)
+        local map = port_map(port)
+        texts[map] = texts[map] or {}
+        table.insert(texts[map], string.format("%s%d : %s . %d", port.host_ip and (port.host_ip .. " . ") or "",
+          port.host_port, address, port.container_port))
       end
     end
   end
-  return rules
+  return texts
 end
 
 --- The nftables text of lbox's table for `networks`: replaces the whole
@@ -234,8 +265,22 @@ function M.ruleset(networks)
     end
   end
   add("  }")
+  local elements = port_map_texts(networks)
+  for _, protocol in ipairs { "tcp", "udp" } do
+    for _, keyed in ipairs { { "", "inet_service" }, { "_ip", "ipv4_addr . inet_service" } } do
+      local map = "ports_" .. protocol .. keyed[1]
+      add("  map %s {", map)
+      add("    type %s : ipv4_addr . inet_service;", keyed[2])
+      if elements[map] then add("    elements = { %s }", table.concat(elements[map], ", ")) end
+      add("  }")
+    end
+  end
   add("  chain ports {")
-  for _, rule in ipairs(port_rules(networks)) do add("    %s", rule) end
+  -- an address's own ports first
+  for _, protocol in ipairs { "tcp", "udp" } do
+    add("    dnat ip to ip daddr . %s dport map @ports_%s_ip", protocol, protocol)
+    add("    dnat ip to %s dport map @ports_%s", protocol, protocol)
+  end
   add("  }")
   add("  chain prerouting {")
   add("    type nat hook prerouting priority dstnat; policy accept;")
@@ -260,23 +305,25 @@ function M.ruleset(networks)
   return table.concat(lines, "\n") .. "\n"
 end
 
--- Make lbox's table what `networks` say. When only leases changed, the
--- ports chain alone is replaced (in one transaction as well): replacing
--- the base chains makes the kernel unregister and register their hooks,
--- which costs a start some 10 ms.
-local function apply_rules(networks, only_ports)
+-- Make lbox's table what `networks` say, whole, in one transaction.
+local function apply_rules(networks)
   local name = M.table_name()
   if #networks == 0 then
     try("cannot remove lbox's nftables table", core.nft("add table ip " .. name .. "\ndelete table ip " .. name .. "\n"))
     return
   end
-  if only_ports then
-    local lines = { "flush chain ip " .. name .. " ports" }
-    for _, rule in ipairs(port_rules(networks)) do lines[#lines + 1] = "add rule ip " .. name .. " ports " .. rule end
-    -- a table missing (a reboot, or removed by hand) is made whole below
-    if core.nft(table.concat(lines, "\n") .. "\n") then return end
-  end
   try("cannot write lbox's nftables rules", core.nft(M.ruleset(networks)))
+end
+
+-- Add ("add") or delete ("delete") the map elements of published ports,
+-- in one transaction. When the kernel refuses (the table missing after a
+-- reboot or an older lbox's, an element left behind), the whole table
+-- is rewritten from `networks`, which already say what should be.
+-- @return whether it was
+local function publish(op, networks, elements)
+  if #elements == 0 or core.nft_elements(op, "ip", M.table_name(), elements) then return false end
+  apply_rules(networks)
+  return true
 end
 
 --- The host end of container `id`'s veth.
@@ -284,22 +331,21 @@ function M.veth_name(id)
   return M.VETH_PREFIX .. id:sub(1, 11)
 end
 
--- Forget the leases of containers whose owner is gone. @return whether any
+-- Forget the leases of containers whose owner is gone. @return the map
+-- elements of their published ports, to delete
 local function sweep(networks)
-  local swept = false
+  local swept = {}
   for _, net in ipairs(networks) do
     local changed = false
     for address, lease in pairs(net.leases) do
       if not state.owned(lease.id) then
         if link_exists(M.veth_name(lease.id)) then core.link_del(M.veth_name(lease.id)) end
+        table.move(port_elements(address, lease.ports), 1, #(lease.ports or {}), #swept + 1, swept)
         net.leases[address] = nil
         changed = true
       end
     end
-    if changed then
-      write(net)
-      swept = true
-    end
+    if changed then write(net) end
   end
   return swept
 end
@@ -461,7 +507,7 @@ function M.sweep()
   if not fs.kind(M.dir()) then return end
   locked(function()
     local networks = all_networks()
-    if sweep(networks) then apply_rules(networks, true) end
+    publish("delete", networks, sweep(networks))
   end)
 end
 
@@ -469,7 +515,7 @@ end
 function M.list()
   return locked(function()
     local networks = all_networks()
-    if sweep(networks) then apply_rules(networks, true) end
+    publish("delete", networks, sweep(networks))
     return networks
   end)
 end
@@ -646,7 +692,7 @@ end
 
 local function lease_locked(c, attachment)
   local networks = all_networks()
-  local rules_stale = sweep(networks)
+  local swept = sweep(networks)
   local net, address, prefix = admission(networks, attachment, field_error)
   if not net then
     net = create_locked(M.DEFAULT.name, default_subnet(networks), nil, M.default_bridge())
@@ -659,8 +705,8 @@ local function lease_locked(c, attachment)
   -- from here on, detach gives the lease back
   c.network_lease = { network = net.name, address = address, bridge = net.bridge }
   state.update(c.id, { network = net.name, address = address, ports = attachment.ports })
-  -- the rules hold the networks and the published ports only
-  if #attachment.ports > 0 or rules_stale then apply_rules(networks, true) end
+  -- the table holds the networks and the published ports only
+  if not publish("delete", networks, swept) then publish("add", networks, port_elements(address, attachment.ports)) end
   write_hosts(net)
   return { address = address, prefix = prefix, gateway = net.gateway }
 end
@@ -704,17 +750,17 @@ function M.detach(c)
   c.network_lease = nil
   return locked(function()
     local networks = all_networks()
-    local had_ports = false
+    local stale = sweep(networks)
     for _, net in ipairs(networks) do
       local mine = net.leases[lease.address]
       if net.name == lease.network and mine and mine.id == c.id then
-        had_ports = #(mine.ports or {}) > 0
+        table.move(port_elements(lease.address, mine.ports), 1, #(mine.ports or {}), #stale + 1, stale)
         net.leases[lease.address] = nil
         write(net)
         write_hosts(net)
       end
     end
-    if sweep(networks) or had_ports then apply_rules(networks, true) end
+    publish("delete", networks, stale)
     return true
   end)
 end
