@@ -66,5 +66,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_bpf(L);
   lbox_open_nft(L);
   lbox_open_nftset(L);
+  lbox_open_port(L);
   return 1;
 }

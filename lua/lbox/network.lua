@@ -624,13 +624,9 @@ end
 -- traffic would go to the container instead: refused, as docker's proxy
 -- would fail to bind it.
 local function host_port_taken(port)
-  for _, family in ipairs { "", "6" } do
-    local text = fs.read_file("/proc/net/" .. port.protocol .. family) or ""
-    for local_port, st in text:gmatch("\n%s*%d+: %x+:(%x+) %x+:%x+ (%x+)") do
-      if tonumber(local_port, 16) == port.host_port and (port.protocol == "udp" or st == "0A") then return true end
-    end
-  end
-  return false
+  local taken, err = core.port_in_use(port.protocol, port.host_port)
+  if taken == nil then errors.raise("cannot check port " .. port.host_port .. ": " .. err) end
+  return taken
 end
 
 local function free_address(net)
