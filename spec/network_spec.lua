@@ -304,6 +304,24 @@ describe("lbox network and containers on networks", function()
     assert.is_nil(table.concat(helper.nft_rules(), "\n"):match("18087"))
   end)
 
+  it("rewrites its nftables table when it is gone (a reboot, or removed by hand)", function()
+    -- this store's table only: lbox-<hash of the spec store>
+    local function drop_table() assert(core.nft("delete table ip " .. network.table_name() .. "\n")) end
+    local id = ok(lbox { "run", "-d", "-p", "18088:80", "sleep", "30" }):match("%x+")
+    local address = network.inspect("bridge").gateway:gsub("%.", "%%."):gsub("1$", "%%d+")
+    assert.matches("^tcp dport 18088 dnat to " .. address .. ":80$", table.concat(helper.nft_rules(), "\n"))
+    -- its element cannot be deleted: the table is made again, without it
+    drop_table()
+    ok(lbox { "rm", "-f", id })
+    assert.is_nil(table.concat(helper.nft_rules(), "\n"):find("18088", 1, true))
+    assert.truthy(core.nft("list chain ip " .. network.table_name() .. " ports\n"))
+    -- its element cannot be added: the table is made again, with it
+    drop_table()
+    id = ok(lbox { "run", "-d", "-p", "18088:80", "sleep", "30" }):match("%x+")
+    assert.matches("^tcp dport 18088 dnat to " .. address .. ":80$", table.concat(helper.nft_rules(), "\n"))
+    ok(lbox { "rm", "-f", id })
+  end)
+
   it("records a container's network, address and ports for inspect", function()
     local id = ok(lbox { "run", "-d", "-p", "18085:80", "sleep", "30" }):match("%x+")
     local out = ok(lbox { "inspect", id })
