@@ -1,4 +1,4 @@
--- lbox bench [RUNS]: start-up time of `lbox run /bin/true`, side by side in
+-- lbox bench [RUNS [CASE]]: start-up time of `lbox run /bin/true`, side by side in
 -- one hyperfine run with what people would use instead, and the peak memory
 -- of each, as ratios to the reference of each case. lbox, runc and crun all
 -- start the same busybox root (lbox's built-in image); lbox with pivot_root
@@ -12,7 +12,11 @@
 --   (d) networks: what joining lbox's default bridge network adds, and a
 --       published port (reference: lbox run with a loopback only). podman and
 --       docker are not Debian packages lbox depends on: not compared here.
--- A runtime that is not installed, or refuses this host, is reported and left out.
+-- Each line gives the wall time and the CPU time (user + system, the
+-- process's and its children's, as hyperfine reads them): on a machine
+-- shared with other work, wall times wander with the load, CPU time much
+-- less. A runtime that is not installed, or refuses this host, is reported
+-- and left out.
 local cgroups = require "lbox.cgroups"
 local cjson = require "cjson"
 local images = require "lbox.images"
@@ -23,13 +27,18 @@ local errors = require "lbox.errors"
 local options = require "lbox.options"
 
 local opts, args = options.command({
-  name = "bench", synopsis = { "[RUNS]" }, summary = "measure lbox run's start-up time and memory against others",
-  description = "Start-up time and peak memory of lbox run next to unshare, a shell script, bwrap, runc and "
-    .. "crun (RUNS runs each, 300 by default), with hyperfine; a runtime that is not installed is left out.",
-  operands = { 0, 1 },
+  name = "bench", synopsis = { "[RUNS [CASE]]" }, summary = "measure lbox run's start-up time and memory against others",
+  description = "Start-up time (wall and CPU) and peak memory of lbox run next to unshare, a shell script, bwrap, "
+    .. "runc and crun (RUNS runs each, 300 by default), with hyperfine; a runtime that is not installed is left "
+    .. "out. CASE (a, b, c or d) runs that case alone.",
+  operands = { 0, 2 },
 }, { ... })
 if not opts then return 0 end
 local runs = tonumber(args[1]) or 300
+local only = args[2]
+if only and not ({ a = true, b = true, c = true, d = true })[only] then
+  errors.raise("bench: case " .. only .. ": use a, b, c or d")
+end
 local work = "/tmp/lbox-bench." .. core.getpid()
 local lbox = cli.root .. "/lbox"
 local MEMORY = 100 * 1024 * 1024
@@ -124,13 +133,16 @@ local function peak_memory(command)
 end
 
 local function report(title, commands)
+  if only and title:sub(2, 2) ~= only then return end
   local results = hyperfine(commands)
   local memory = {}
   for i, c in ipairs(commands) do memory[i] = peak_memory(c[2]) end
-  print(string.format("%-36s %17s %7s %12s %7s", title, "time", "", "peak memory", ""))
+  print(string.format("%-36s %17s %7s %16s %12s %7s", title, "time", "", "CPU time", "peak memory", ""))
+  local function cpu(r) return r.user + r.system end
   for i, r in ipairs(results) do
-    print(string.format("  %-34s %7.2f ms ± %5.2f %6.2fx %8.1f MiB %6.2fx", commands[i][1], r.mean * 1000,
-      r.stddev * 1000, r.mean / results[1].mean, memory[i] / 1024, memory[i] / memory[1]))
+    print(string.format("  %-34s %7.2f ms ± %5.2f %6.2fx %7.2f ms %6.2fx %8.1f MiB %6.2fx", commands[i][1],
+      r.mean * 1000, r.stddev * 1000, r.mean / results[1].mean, cpu(r) * 1000, cpu(r) / cpu(results[1]),
+      memory[i] / 1024, memory[i] / memory[1]))
   end
 end
 
