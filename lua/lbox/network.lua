@@ -746,17 +746,18 @@ function M.detach(c)
   c.network_lease = nil
   return locked(function()
     local networks = all_networks()
-    local stale = sweep(networks)
+    local stale = {}
     for _, net in ipairs(networks) do
       local mine = net.leases[lease.address]
       if net.name == lease.network and mine and mine.id == c.id then
-        table.move(port_elements(lease.address, mine.ports), 1, #(mine.ports or {}), #stale + 1, stale)
+        stale = port_elements(lease.address, mine.ports)
         net.leases[lease.address] = nil
         write(net)
         write_hosts(net)
       end
     end
-    publish("delete", networks, stale)
+    local swept = sweep(networks)
+    publish("delete", networks, table.move(swept, 1, #swept, #stale + 1, stale))
     return true
   end)
 end
