@@ -232,8 +232,9 @@ describe("lbox network and containers on networks", function()
 
   it("leaves nothing when joining fails half-way (its veth's name is taken)", function()
     local lbox_api = require "lbox"
-    local id = string.rep("ab", 32)
-    assert(core.veth_add(network.veth_name(id), "lbxs-taken"))
+    -- names of this run's own: other engineers' network specs may run at the same time
+    local id = require("lbox.fs").random_hex(32)
+    assert(core.veth_add(network.veth_name(id), "lbxs-" .. id:sub(1, 8)))
     local box = lbox_api.container { id = id, network = { name = "bridge", ports = { { host_port = 18084,
       container_port = 80 } } }, command = { "true" } }
     local started, err = pcall(box.start, box)
