@@ -43,7 +43,9 @@ function M.claim(id, spec, plan, undo)
       end
     end
   end
-  if plan.lower and not fs.exists(plan.lower) then -- removed since the plan was made
+  local removed = false -- since the plan was made
+  for layer in (plan.lower or ""):gmatch("[^:]+") do removed = removed or not fs.exists(layer) end
+  if removed then
     errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
   end
   -- the lock is let go of last: no sweep removes the directory under us

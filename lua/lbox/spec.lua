@@ -206,7 +206,7 @@ function M.plan(spec, labels)
     if not image then
       errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
     end
-    plan.lower = image.rootfs
+    plan.lower = image.lower -- overlayfs's lowerdir: its layers, the top one first
   end
   local writes, field, msg = cgroups.plan(spec.limits)
   if not writes then bad(field, "%s", msg) end
