@@ -62,6 +62,8 @@ local function read_manifest(dir)
   return read_json(dir .. "/manifest.json")
 end
 
+local by_name, used_layers, remove_record -- below
+
 local function now()
   return os.date("!%Y-%m-%dT%H:%M:%SZ")
 end
@@ -85,10 +87,12 @@ end
 --- Record image `name` on layers `digests` (bottom first, all in the
 -- layer store) with the OCI image configuration `config` (a table; its
 -- rootfs is filled in) and the record's other fields `fields` (source,
--- digest of a registry's manifest). Under the store lock, so that no
+-- digest of a registry's manifest; replace: an image of that name goes,
+-- and the layers only it used). Under the store lock, so that no
 -- prune takes a layer meanwhile. @return the image (see get)
 function M.record(name, digests, config, fields)
   check_name(name)
+  fields = fields or {}
   config.rootfs = { type = "layers", diff_ids = digests }
   local config_json = cjson.encode(config)
   local lock <close> = store.lock() -- luacheck: no unused (held until return)
@@ -101,19 +105,21 @@ function M.record(name, digests, config, fields)
   return with_staging(function(dir)
     fs.write_file(dir .. "/config.json", config_json)
     local record = { name = name, created = now(), layers = digests, id = layers.digest_file(dir .. "/config.json"),
-                     size = size, cmd = (config.config or {}).Cmd }
-    for k, v in pairs(fields or {}) do record[k] = v end
+                     size = size, cmd = (config.config or {}).Cmd, source = fields.source, digest = fields.digest }
     fs.write_file(dir .. "/manifest.json", cjson.encode(record))
     if #digests == 1 then
       errors.try("cannot create the image", lfs.link("../../layers/sha256/" .. digests[1]:sub(8) .. "/root",
         dir .. "/rootfs", true))
     end
     errors.try("cannot create the image store", fs.mkdir_p(images_dir()))
+    local old = fields.replace and by_name(name)
+    if old then remove_record(old.dir, name) end
     local moved, msg = os.rename(dir, image_dir(name))
     if not moved then
       errors.raise(string.format("cannot store image %q: %s", name,
         fs.exists(image_dir(name) .. "/manifest.json") and "an image of that name exists" or msg))
     end
+    if old then layers.collect(used_layers()) end
     return M.get(name)
   end)
 end
@@ -150,7 +156,7 @@ function M.build_default()
   end)
 end
 
-local function by_name(name)
+function by_name(name)
   local dir = image_dir(name)
   local manifest = read_manifest(dir)
   if not manifest then return nil end
@@ -181,6 +187,39 @@ function M.get(name)
   if not image and name:sub(-7) == ":latest" then image = by_name(name:sub(1, -8)) end
   if not image and (name == M.DEFAULT or name == M.DEFAULT .. ":latest") then return M.build_default() end
   return image
+end
+
+--- What the image's configuration makes of `lbox run`: the command
+-- (Entrypoint followed by `args`, or by the image's Cmd when there are
+-- none, as docker combines them; `entrypoint`, --entrypoint's word,
+-- replaces the image's and drops its Cmd, "" leaving none), and the
+-- environment, working directory and user the image asks for.
+-- @return { command, env = { NAME = value }, workdir | nil, user | nil, labels }
+function M.run_settings(image, args, entrypoint)
+  local config = image and image.config or {}
+  local function strings(list)
+    local out = {}
+    for _, word in ipairs(type(list) == "table" and list or {}) do
+      if type(word) == "string" then out[#out + 1] = word end
+    end
+    return out
+  end
+  local command = strings(config.Entrypoint)
+  if entrypoint then command = entrypoint == "" and {} or { entrypoint } end
+  local rest = #args > 0 and args or (entrypoint and {} or strings(config.Cmd))
+  table.move(rest, 1, #rest, #command + 1, command)
+  local env = {}
+  for _, item in ipairs(strings(config.Env)) do
+    local name, value = item:match("^([^=]+)=(.*)$")
+    if name then env[name] = value end
+  end
+  local labels = {}
+  for k, v in pairs(type(config.Labels) == "table" and config.Labels or {}) do
+    if type(k) == "string" and type(v) == "string" then labels[k] = v end
+  end
+  local function text(value) return type(value) == "string" and value ~= "" and value or nil end
+  return { command = command, env = env, workdir = text(config.WorkingDir), user = text(config.User),
+           labels = labels }
 end
 
 local function decompressor(path)
@@ -258,7 +297,7 @@ local function users_of(lower)
 end
 
 -- The layers an image or a container uses: a set of digests.
-local function used_layers()
+function used_layers()
   local used = {}
   for _, image in ipairs(M.list()) do
     for _, digest in ipairs(image.layers or {}) do used[digest] = true end
@@ -271,7 +310,7 @@ end
 
 -- Remove the record at `dir`: renamed first, so that a half-removed image
 -- is never visible under its name.
-local function remove_record(dir, name)
+function remove_record(dir, name)
   local trash = M.store() .. "/tmp/rm-" .. fs.random_hex(8)
   errors.try("cannot create the store's staging area", fs.mkdir_p(M.store() .. "/tmp"))
   errors.try("cannot remove image " .. name, os.rename(dir, trash))

@@ -65,6 +65,7 @@ function M.claim(id, spec, plan, undo)
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
     user = spec.user, lower = plan.lower, capabilities = spec.capabilities, no_new_privileges = spec.no_new_privileges,
     ulimits = plan.ulimits, -- for exec
+    labels = next(spec.labels or {}) and spec.labels or nil, -- the image's, for inspect
   })
   -- for exec, which confines its commands with the same filter
   if plan.seccomp_program then state.write_seccomp_program(id, plan.seccomp_program) end
