@@ -5,7 +5,8 @@ local helper = require "helper"
 local lfs = require "lfs"
 
 local STORE = helper.store
-local BUSYBOX_ROOT = STORE .. "/images/busybox/rootfs"
+-- (a link to its layer: the trailing slash makes cp copy the tree)
+local BUSYBOX_ROOT = STORE .. "/images/busybox/rootfs/"
 
 local function sh(script)
   local r = helper.sh(script)
