@@ -31,20 +31,29 @@ end
 -- process), over the same storage.
 local registry = {}
 
-function registry.start()
+-- The user and password of the registry with authentication, and the
+-- password's bcrypt hash (docker-registry's htpasswd takes bcrypt only).
+local USER, PASSWORD = "lbox", "secret"
+local HTPASSWD = "lbox:$2b$12$rrDzlFyzHw0mPkjpllf3kOYgTpkA.IJaWCMhvOBzfjgmlT2zI4Z/q\n"
+
+-- With `basic_auth`, the registry asks for USER and PASSWORD (Basic).
+function registry.start(basic_auth)
   for _ = 1, 10 do
     local port = 40000 + math.random(0, 19999)
+    helper.write_file(REGISTRY_DIR .. "/htpasswd", HTPASSWD)
     helper.write_file(REGISTRY_DIR .. "/config.yml", table.concat({
       "version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
       "storage:", "  filesystem:", "    rootdirectory: " .. REGISTRY_DIR .. "/storage",
-      "http:", "  addr: 127.0.0.1:" .. port, "" }, "\n"))
+      "http:", "  addr: 127.0.0.1:" .. port,
+      basic_auth and "auth:\n  htpasswd:\n    realm: lbox-spec\n    path: " .. REGISTRY_DIR .. "/htpasswd" or "",
+      "" }, "\n"))
     local proc = helper.start { "/usr/bin/docker-registry", "serve", REGISTRY_DIR .. "/config.yml" }
     local url = "http://127.0.0.1:" .. port
     local up = helper.eventually(function()
       if core.waitpid(proc.pid, "nohang") ~= 0 then return true end -- it ended: the port was taken
-      return helper.sh("curl -sf -o /dev/null " .. url .. "/v2/").code == 0
+      return helper.sh("curl -s -o /dev/null " .. url .. "/v2/").code == 0
     end, 30)
-    if up and helper.sh("curl -sf -o /dev/null " .. url .. "/v2/").code == 0 then
+    if up and helper.sh("curl -s -o /dev/null " .. url .. "/v2/").code == 0 then
       registry.proc, registry.host, registry.url = proc, "127.0.0.1:" .. port, url
       return
     end
@@ -370,5 +379,31 @@ describe("lbox pull", function()
       assert.matches("^lbox: error: [^\n]*" .. case[2]:gsub("%p", "%%%0") .. "[^\n]*\n$", r.err:match("lbox: error:.*$"))
     end
     assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find(registry.host, 1, true))
+  end)
+
+  it("logs in to a registry that asks for a password, keeps it 0600, pulls with it, logs out", function()
+    registry.stop()
+    registry.start(true)
+    finally(function() os.remove(STORE .. "/auth.json") end)
+    local anonymous = pull("lbox/busybox")
+    assert.are.equal(125, anonymous.code)
+    assert.matches("wants a user and password: lbox login " .. registry.host:gsub("%p", "%%%0"), anonymous.err)
+    local wrong = helper.lbox_run({ "login", "--insecure", "-u", USER, "--password-stdin", registry.host },
+      { stdin = "wrong\n" })
+    assert.are.equal(125, wrong.code)
+    assert.matches("refused the credentials", wrong.err)
+    assert.is_nil(lfs.attributes(STORE .. "/auth.json"))
+    local login = helper.lbox_run({ "login", "--insecure", "-u", USER, "--password-stdin", registry.host },
+      { stdin = PASSWORD .. "\n" })
+    assert.are.same({ 0, "Login Succeeded\n" }, { login.code, login.out }, login.err)
+    assert.are.equal("600 0\n", sh("stat -c '%a %u' " .. STORE .. "/auth.json"))
+    assert.is_nil(helper.read_file(STORE .. "/auth.json"):find(PASSWORD, 1, true), "the password in clear")
+    local r = pull("lbox/busybox")
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", registry.host .. "/lbox/busybox" }).code)
+    local logout = helper.lbox_run { "logout", registry.host }
+    assert.are.equal(0, logout.code, logout.err)
+    assert.are.equal(125, pull("lbox/busybox").code)
+    assert.are.equal(125, helper.lbox_run({ "logout", registry.host }).code)
   end)
 end)

@@ -101,6 +101,8 @@ local function unbase64(text)
     for i = 5, 0, -1 do s = s .. ((n >> i) & 1) end
     return s
   end)
+  -- the bits of the padding are no byte
+  bits = bits:sub(1, #bits - #bits % 8)
   return (bits:gsub("%d%d%d%d%d%d%d%d", function(byte) return string.char(tonumber(byte, 2)) end))
 end
 
