@@ -36,8 +36,46 @@ local registry = {}
 local USER, PASSWORD = "lbox", "secret"
 local HTPASSWD = "lbox:$2b$12$rrDzlFyzHw0mPkjpllf3kOYgTpkA.IJaWCMhvOBzfjgmlT2zI4Z/q\n"
 
--- With `basic_auth`, the registry asks for USER and PASSWORD (Basic).
-function registry.start(basic_auth)
+-- A token server for the registry: busybox httpd on 127.0.0.1, serving
+-- (to USER and PASSWORD only, Basic) a token lbox's pull must present: a
+-- JWT for pulls of lbox/busybox, signed (RS256) with a key whose
+-- self-signed certificate the registry trusts (its rootcertbundle).
+-- @return its process, its realm URL
+local function start_token_server()
+  local dir = REGISTRY_DIR .. "/token"
+  sh("rm -rf " .. dir .. " && mkdir -p " .. dir .. "/www && cd " .. dir .. " && "
+    .. "openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=lbox-spec "
+    .. "2>/dev/null && b64u() { openssl base64 -A | tr '+/' '-_' | tr -d '='; } && "
+    .. "x5c=$(openssl x509 -in cert.pem -outform DER | openssl base64 -A) && now=$(date +%s) && "
+    .. [[h=$(printf '{"alg":"RS256","typ":"JWT","x5c":["%s"]}' "$x5c" | b64u) && ]]
+    .. [[c=$(printf '{"iss":"lbox-spec","sub":"lbox","aud":"lbox-registry","exp":%d,"nbf":%d,"iat":%d,]]
+    .. [["jti":"lbox-spec","access":[{"type":"repository","name":"lbox/busybox","actions":["pull"]}]}' ]]
+    .. [[$((now + 3600)) $((now - 60)) $((now - 60)) | b64u) && ]]
+    .. [[s=$(printf '%s.%s' "$h" "$c" | openssl dgst -sha256 -sign key.pem | b64u) && ]]
+    .. [[printf '{"token":"%s.%s.%s"}' "$h" "$c" "$s" > www/token]])
+  helper.write_file(dir .. "/httpd.conf", "/:" .. USER .. ":" .. PASSWORD .. "\n")
+  for _ = 1, 10 do
+    local port = 40000 + math.random(0, 19999)
+    local proc = helper.start { "/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir .. "/www",
+                                "-c", dir .. "/httpd.conf" }
+    local realm = "http://127.0.0.1:" .. port .. "/token"
+    if helper.eventually(function()
+      return core.waitpid(proc.pid, "nohang") ~= 0
+        or helper.sh("curl -s -o /dev/null " .. realm).code == 0
+    end, 10) and helper.sh("curl -s -o /dev/null " .. realm).code == 0 then
+      return proc, realm
+    end
+    pcall(core.kill, proc.pid, core.SIGKILL)
+    pcall(helper.finish, proc, 10)
+  end
+  error("busybox httpd did not start")
+end
+
+-- With `auth` "basic", the registry asks for USER and PASSWORD; with
+-- "token", for a token of the token server above.
+function registry.start(auth)
+  local realm
+  if auth == "token" then registry.token_proc, realm = start_token_server() end
   for _ = 1, 10 do
     local port = 40000 + math.random(0, 19999)
     helper.write_file(REGISTRY_DIR .. "/htpasswd", HTPASSWD)
@@ -45,7 +83,9 @@ function registry.start(basic_auth)
       "version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
       "storage:", "  filesystem:", "    rootdirectory: " .. REGISTRY_DIR .. "/storage",
       "http:", "  addr: 127.0.0.1:" .. port,
-      basic_auth and "auth:\n  htpasswd:\n    realm: lbox-spec\n    path: " .. REGISTRY_DIR .. "/htpasswd" or "",
+      auth == "basic" and "auth:\n  htpasswd:\n    realm: lbox-spec\n    path: " .. REGISTRY_DIR .. "/htpasswd" or "",
+      auth == "token" and "auth:\n  token:\n    realm: " .. realm .. "\n    service: lbox-registry\n"
+        .. "    issuer: lbox-spec\n    rootcertbundle: " .. REGISTRY_DIR .. "/token/cert.pem" or "",
       "" }, "\n"))
     local proc = helper.start { "/usr/bin/docker-registry", "serve", REGISTRY_DIR .. "/config.yml" }
     local url = "http://127.0.0.1:" .. port
@@ -64,10 +104,13 @@ function registry.start(basic_auth)
 end
 
 function registry.stop()
-  if not registry.proc then return end
-  core.kill(registry.proc.pid, core.SIGTERM)
-  helper.finish(registry.proc, 30)
-  registry.proc = nil
+  for _, field in ipairs { "proc", "token_proc" } do
+    if registry[field] then
+      core.kill(registry[field].pid, core.SIGTERM)
+      helper.finish(registry[field], 30)
+      registry[field] = nil
+    end
+  end
 end
 
 -- Upload the file `path` as a blob of `repository`. @return its digest
@@ -383,7 +426,7 @@ describe("lbox pull", function()
 
   it("logs in to a registry that asks for a password, keeps it 0600, pulls with it, logs out", function()
     registry.stop()
-    registry.start(true)
+    registry.start("basic")
     finally(function() os.remove(STORE .. "/auth.json") end)
     local anonymous = pull("lbox/busybox")
     assert.are.equal(125, anonymous.code)
@@ -405,5 +448,26 @@ describe("lbox pull", function()
     assert.are.equal(0, logout.code, logout.err)
     assert.are.equal(125, pull("lbox/busybox").code)
     assert.are.equal(125, helper.lbox_run({ "logout", registry.host }).code)
+  end)
+
+  it("answers a Bearer challenge with a token from the registry's token server", function()
+    registry.stop()
+    registry.start("token")
+    finally(function() os.remove(STORE .. "/auth.json") end)
+    local anonymous = pull("lbox/busybox")
+    assert.are.equal(125, anonymous.code)
+    assert.matches("refused an anonymous token: log in first %(lbox login " .. registry.host:gsub("%p", "%%%0"),
+      anonymous.err)
+    local login = helper.lbox_run { "login", "--insecure", "-u", USER, "-p", PASSWORD, registry.host }
+    assert.are.same({ 0, "Login Succeeded\n" }, { login.code, login.out }, login.err)
+    local r = pull("lbox/busybox")
+    assert.are.equal(0, r.code, r.err)
+    local run = helper.lbox_run { "run", registry.host .. "/lbox/busybox", "echo with a token" }
+    assert.are.same({ 0, "with a token\n" }, { run.code, run.out }, run.err)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", registry.host .. "/lbox/busybox" }).code)
+    -- the token is for lbox/busybox only: the registry refuses it for another
+    local other = pull("lbox/layered:v1")
+    assert.are.equal(125, other.code)
+    assert.matches("refused the credentials", other.err)
   end)
 end)
