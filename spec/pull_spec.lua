@@ -149,7 +149,10 @@ local LAYER_TYPES = { gz = "application/vnd.oci.image.layer.v1.tar+gzip", tar = 
 -- Push an image of the tarballs `tars` (uncompressed, bottom first), each
 -- compressed as `kinds` says, with `config` (its "config" part).
 -- @return { digest = manifest digest, layers = blob digests, diff_ids }
-local function push_image(repository, ref, tars, kinds, config, architecture)
+local DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+local DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+local function push_image(repository, ref, tars, kinds, config, architecture, docker)
   local cjson = require "cjson"
   local diff_ids, layers = {}, {}
   for i, tar in ipairs(tars) do
@@ -162,7 +165,8 @@ local function push_image(repository, ref, tars, kinds, config, architecture)
       blob = tar .. ".zst"
       sh("zstd -qf " .. tar .. " -o " .. blob)
     end
-    layers[i] = { mediaType = LAYER_TYPES[kinds[i]], digest = registry.push_blob(repository, blob), size = size(blob),
+    layers[i] = { mediaType = docker and "application/vnd.docker.image.rootfs.diff.tar.gzip" or LAYER_TYPES[kinds[i]],
+                  digest = registry.push_blob(repository, blob), size = size(blob),
                   path = blob }
   end
   local config_path = BUILD .. "/config-" .. repository:gsub("/", "-") .. "-" .. ref
@@ -171,9 +175,11 @@ local function push_image(repository, ref, tars, kinds, config, architecture)
   local config_digest = registry.push_blob(repository, config_path)
   local descriptors = {}
   for i, l in ipairs(layers) do descriptors[i] = { mediaType = l.mediaType, digest = l.digest, size = l.size } end
-  local digest = registry.push_manifest(repository, ref, OCI_MANIFEST, cjson.encode {
-    schemaVersion = 2, mediaType = OCI_MANIFEST,
-    config = { mediaType = "application/vnd.oci.image.config.v1+json", digest = config_digest, size = size(config_path) },
+  local media_type = docker and DOCKER_MANIFEST or OCI_MANIFEST
+  local digest = registry.push_manifest(repository, ref, media_type, cjson.encode {
+    schemaVersion = 2, mediaType = media_type,
+    config = { mediaType = docker and "application/vnd.docker.container.image.v1+json"
+               or "application/vnd.oci.image.config.v1+json", digest = config_digest, size = size(config_path) },
     layers = descriptors })
   return { digest = digest, layers = layers, diff_ids = diff_ids, size = size(BUILD .. "/manifest-"
     .. repository:gsub("/", "-") .. "-" .. ref:gsub(":", "-")) }
@@ -216,6 +222,13 @@ local function fill_registry()
     schemaVersion = 2, mediaType = OCI_INDEX, manifests = { entry(arm, "arm64"), entry(amd, "amd64") } })
   registry.push_manifest("lbox/multi", "armonly", OCI_INDEX, cjson.encode {
     schemaVersion = 2, mediaType = OCI_INDEX, manifests = { entry(arm, "arm64") } })
+  -- docker's formats: a manifest list of a schema 2 manifest
+  local docker = push_image("lbox/docker", "amd64", { BUILD .. "/busybox.tar" }, { "gz" },
+    { Cmd = { "echo", "docker's format" } }, "amd64", true)
+  registry.push_manifest("lbox/docker", "latest", DOCKER_LIST, cjson.encode {
+    schemaVersion = 2, mediaType = DOCKER_LIST, manifests = { {
+      mediaType = DOCKER_MANIFEST, digest = docker.digest, size = docker.size,
+      platform = { os = "linux", architecture = "amd64" } } } })
   -- an image whose layer the registry will serve corrupted
   sh("cd " .. BUILD .. " && mkdir -p l4 && echo unique > l4/corrupt-me && tar -C l4 -cf corrupt.tar .")
   pushed.corrupt = push_image("lbox/corrupt", "latest", { BUILD .. "/busybox.tar", BUILD .. "/corrupt.tar" },
@@ -311,7 +324,8 @@ describe("lbox pull", function()
     assert.are.equal(layers_before, layer_count())
   end)
 
-  it("picks this machine's platform from an index, and refuses an index without it", function()
+  it("picks this machine's platform from an OCI index or a docker manifest list, and refuses an index without it",
+    function()
     local r = pull("lbox/multi")
     assert.are.equal(0, r.code, r.err)
     local name = registry.host .. "/lbox/multi:latest"
@@ -328,6 +342,11 @@ describe("lbox pull", function()
     assert.matches("is used by container " .. id:sub(1, 12), rm.err)
     assert.are.equal(0, helper.lbox_run({ "rm", id }).code)
     assert.are.equal(0, helper.lbox_run({ "image", "rm", name }).code)
+    local d2 = pull("lbox/docker")
+    assert.are.equal(0, d2.code, d2.err)
+    local run = helper.lbox_run { "run", registry.host .. "/lbox/docker" }
+    assert.are.same({ 0, "docker's format\n" }, { run.code, run.out }, run.err)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", registry.host .. "/lbox/docker" }).code)
     local arm = pull("lbox/multi:armonly")
     assert.are.equal(125, arm.code)
     assert.matches("^lbox: error: .* has no image for linux/amd64 %(it has: linux/arm64%)\n$", arm.err)
