@@ -1,14 +1,19 @@
 -- lbox image import FILE|DIR NAME | ls | rm NAME... | prune [-a]: lbox's image store.
 local errors = require "lbox.errors"
 local images = require "lbox.images"
+local oci = require "lbox.oci"
 local options = require "lbox.options"
 
 local IMAGE = {
-  name = "image", synopsis = { "import FILE.tar[.gz|.xz|.zst]|DIR NAME", "ls", "rm NAME...", "prune [-a]" },
+  name = "image",
+  synopsis = { "import FILE.tar[.gz|.xz|.zst]|DIR|oci:DIR[:TAG] NAME", "save NAME oci:DIR[:TAG]", "ls",
+               "rm NAME...", "prune [-a]" },
   summary = "manage lbox's image store",
   description = "import: a docker export or podman export tarball (gzip, xz or zstd compressed, or not), or a "
     .. "directory, as image NAME of one layer; every tar header is checked first (no absolute paths, .., "
-    .. "symlinks out of the image). ls: the images, with tag, id and size. rm: remove images, and the layers "
+    .. "symlinks out of the image); oci:DIR[:TAG], the image of an OCI image layout (skopeo's, podman's), its "
+    .. "blobs checked against their digests. save: an image as a new OCI image layout, layers "
+    .. "gzip-compressed. ls: the images, with tag, id and size. rm: remove images, and the layers "
     .. "no other image uses; refused while a container runs on one. prune: remove layers no image uses and "
     .. "what an interrupted pull left; with -a, every image no container uses too. The built-in busybox "
     .. "image is made from Debian's busybox-static on first use.",
@@ -18,9 +23,23 @@ local IMAGE = {
 local commands = {}
 
 function commands.import(source, name, extra)
-  if not source or not name or extra then errors.raise("usage: lbox image import FILE|DIR NAME") end
-  local image = images.import(source, name)
+  if not source or not name or extra then errors.raise("usage: lbox image import FILE|DIR|oci:DIR[:TAG] NAME") end
+  local layout = source:match("^oci:(.+)$")
+  local image
+  if layout then
+    local dir, tag = oci.parse(layout)
+    image = oci.import(dir, tag, name)
+  else
+    image = images.import(source, name)
+  end
   print(image.name)
+end
+
+function commands.save(name, destination, extra)
+  local layout = destination and destination:match("^oci:(.+)$")
+  if not name or not layout or extra then errors.raise("usage: lbox image save NAME oci:DIR[:TAG]") end
+  local dir, tag = oci.parse(layout)
+  oci.save(name, dir, tag)
 end
 
 -- Sizes as docker shows them: decimal units, three digits.

@@ -489,4 +489,49 @@ describe("lbox pull", function()
     assert.are.equal(125, other.code)
     assert.matches("refused the credentials", other.err)
   end)
+
+  it("saves an image as an OCI layout and imports it back, whiteouts and all", function()
+    local work = sh("mktemp -d /tmp/lbox-spec.XXXXXX"):gsub("\n$", "")
+    finally(function() sh("rm -rf " .. work) end)
+    local name = registry.host .. "/lbox/layered:v1"
+    assert.are.equal(0, pull("lbox/layered:v1").code)
+    local save = helper.lbox_run { "image", "save", name, "oci:" .. work .. "/layout" }
+    assert.are.equal(0, save.code, save.err)
+    local index = require("cjson").decode(helper.read_file(work .. "/layout/index.json"))
+    assert.are.equal("v1", index.manifests[1].annotations["org.opencontainers.image.ref.name"])
+    -- every blob is named by its digest; the top layer carries OCI's whiteouts
+    local blobs = sh("cd " .. work .. "/layout/blobs/sha256 && for f in *; do echo $f $(sha256sum < $f); done")
+    for name_hex, content_hex in blobs:gmatch("(%x+) (%x+)") do assert.are.equal(name_hex, content_hex) end
+    local manifest = require("cjson").decode(helper.read_file(work .. "/layout/blobs/sha256/"
+      .. index.manifests[1].digest:sub(8)))
+    assert.are.equal(3, #manifest.layers)
+    local top = sh("tar -tzf " .. work .. "/layout/blobs/sha256/" .. manifest.layers[3].digest:sub(8))
+    assert.matches("%./bin/%.wh%.ls\n", top)
+    assert.matches("%./data/%.wh%.%.wh%.%.opq\n", top)
+    -- nothing of the store was changed by the save
+    assert.are.equal("character special file\n", sh("stat -c '%F' " .. STORE .. "/layers/sha256/"
+      .. pushed.layered.diff_ids[3]:sub(8) .. "/root/bin/ls"))
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", name }).code)
+    local import = helper.lbox_run { "image", "import", "oci:" .. work .. "/layout:v1", "lbox-spec-from-oci" }
+    assert.are.same({ 0, "lbox-spec-from-oci\n" }, { import.code, import.out }, import.err)
+    local run = helper.lbox_run { "run", "lbox-spec-from-oci", "sh", "-c",
+      "ls /data; cat /etc/layer; test -e /bin/ls || echo ls is gone" }
+    assert.are.same({ 0, "new\nthree\nls is gone\n" }, { run.code, run.out }, run.err)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-from-oci" }).code)
+    -- a blob of the layout corrupted: refused, nothing stored
+    local blob = work .. "/layout/blobs/sha256/" .. manifest.layers[2].digest:sub(8)
+    sh("printf x >> " .. blob)
+    local bad = helper.lbox_run { "image", "import", "oci:" .. work .. "/layout", "lbox-spec-bad-oci" }
+    assert.are.equal(125, bad.code)
+    assert.matches("layer 2/3 " .. manifest.layers[2].digest .. " has digest sha256:%x+: refused", bad.err)
+    assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find("lbox-spec-bad-oci", 1, true))
+    local prune = helper.lbox_run { "image", "prune" }
+    assert.are.equal(0, prune.code, prune.err)
+    -- an unknown tag, a directory that is no layout
+    local nothing = helper.lbox_run { "image", "import", "oci:" .. work .. "/layout:nosuch", "lbox-spec-x" }
+    assert.are.equal(125, nothing.code)
+    assert.matches("has no image tagged nosuch", nothing.err)
+    assert.matches("is not an OCI image layout",
+      helper.lbox_run({ "image", "import", "oci:" .. work, "lbox-spec-x" }).err)
+  end)
 end)

@@ -268,7 +268,7 @@ local function digest_of(tmp, data)
   return digest
 end
 
-local function decode(what, text)
+function M.decode(what, text)
   local ok, value = pcall(cjson.decode, text)
   if not ok or type(value) ~= "table" then errors.raise(what .. " is not JSON") end
   return value
@@ -286,7 +286,7 @@ function Session:manifest(r, ref)
   if expected and expected ~= digest then
     errors.raise(string.format("%s: the manifest has digest %s, not %s: refused", r.name, digest, expected))
   end
-  return decode(r.name .. ": its manifest", body), digest
+  return M.decode(r.name .. ": its manifest", body), digest
 end
 
 local function file_size(path)
@@ -330,8 +330,8 @@ function Session:blob(r, digest, size, what)
   end
   return partial
 end
--- The image manifest for this machine's platform in an index or list.
-local function pick_platform(r, index)
+--- The entry for this machine's platform in an index or manifest list `index` of image `r.name`.
+function M.pick_platform(r, index)
   local os_name, architecture = M.platform()
   local seen = {}
   for _, entry in ipairs(index.manifests or {}) do
@@ -349,6 +349,56 @@ local function check_descriptor(r, what, d)
   end
 end
 
+--- Store the image of `manifest` (an image manifest, OCI's or docker's
+-- schema 2, of digest `digest`) from `source` (a registry session, or an
+-- OCI layout: anything with blob(r, digest, size, what), which returns the
+-- path of the blob checked against its digest, and `keep_blobs` when that
+-- path is not to be removed) as image `r.name`: its config, then each
+-- layer the store lacks, decompressed in `tmp`, checked against its
+-- diff_id and entry by entry, unpacked. opts: replace (an image of that
+-- name), source (what the record names). @return the image
+function M.install(source, r, manifest, digest, tmp, opts)
+  if manifest.schemaVersion ~= 2 or type(manifest.layers) ~= "table" then
+    errors.raise(string.format("%s: not an image manifest lbox reads (schema 2, OCI or docker)", r.name))
+  end
+  local current = images.get(r.name)
+  if opts.replace and current and current.manifest.digest == digest then return current end
+  check_descriptor(r, "config", manifest.config)
+  local config_path = source:blob(r, manifest.config.digest, manifest.config.size, "config")
+  local config = M.decode(r.name .. ": its configuration", fs.read_file(config_path))
+  if not source.keep_blobs then os.remove(config_path) end
+  local diff_ids = type(config.rootfs) == "table" and config.rootfs.diff_ids
+  if type(diff_ids) ~= "table" or #diff_ids ~= #manifest.layers then
+    errors.raise(string.format("%s: its configuration does not list one diff_id per layer", r.name))
+  end
+  for i, layer in ipairs(manifest.layers) do
+    check_descriptor(r, "layer", layer)
+    local decompress = LAYER_DECOMPRESSORS[layer.mediaType]
+    if not decompress then
+      errors.raise(string.format("%s: layer %d has a media type lbox does not unpack: %s", r.name, i,
+        tostring(layer.mediaType)))
+    end
+    if not layers.valid_digest(diff_ids[i]) then errors.raise(string.format("%s: bad diff_id of layer %d", r.name, i)) end
+    local what = string.format("layer %d/%d", i, #manifest.layers)
+    if layers.root(diff_ids[i]) then
+      if source.progress_lines then
+        io.stderr:write(string.format("%s %s: already in the store\n", what, layer.digest:sub(8, 19)))
+      end
+    else
+      local blob = source:blob(r, layer.digest, layer.size, what)
+      local archive = tmp .. "/layer.tar"
+      fs.run(string.format("cannot decompress %s of %s", what, r.name), decompress .. " < %s > %s", blob, archive)
+      layers.add(archive, string.format("%s of %s", what, r.name), diff_ids[i])
+      os.remove(archive)
+      if not source.keep_blobs then os.remove(blob) end
+    end
+  end
+  local image = images.record(r.name, diff_ids, config, { source = opts.source or r.name, digest = digest,
+    replace = opts.replace })
+  if source.progress_lines then io.stderr:write(string.format("%s: %s\n", r.name, digest)) end
+  return image
+end
+
 --- Pull `reference` (REGISTRY/NAME[:TAG|@DIGEST]) into the store as an
 -- image of that name (a newer pull of a tag replaces the image it named).
 -- opts: insecure (plain HTTP), progress (curl's bars, on a terminal) or
@@ -364,47 +414,10 @@ function M.pull(reference, opts)
     s.progress_lines = not opts.progress and not opts.quiet
     local manifest, digest = s:manifest(r, r.digest or r.tag)
     if manifest.manifests then -- an OCI index or a docker manifest list
-      local entry = pick_platform(r, manifest)
+      local entry = M.pick_platform(r, manifest)
       manifest, digest = s:manifest(r, entry.digest)
     end
-    if manifest.schemaVersion ~= 2 or type(manifest.layers) ~= "table" then
-      errors.raise(string.format("%s: not an image manifest lbox reads (schema 2, OCI or docker)", r.name))
-    end
-    local current = images.get(r.name)
-    if current and current.manifest.digest == digest then return current end
-    check_descriptor(r, "config", manifest.config)
-    local config_path = s:blob(r, manifest.config.digest, manifest.config.size, "config")
-    local config = decode(r.name .. ": its configuration", fs.read_file(config_path))
-    os.remove(config_path)
-    local diff_ids = type(config.rootfs) == "table" and config.rootfs.diff_ids
-    if type(diff_ids) ~= "table" or #diff_ids ~= #manifest.layers then
-      errors.raise(string.format("%s: its configuration does not list one diff_id per layer", r.name))
-    end
-    for i, layer in ipairs(manifest.layers) do
-      check_descriptor(r, "layer", layer)
-      local decompress = LAYER_DECOMPRESSORS[layer.mediaType]
-      if not decompress then
-        errors.raise(string.format("%s: layer %d has a media type lbox does not unpack: %s", r.name, i,
-          tostring(layer.mediaType)))
-      end
-      if not layers.valid_digest(diff_ids[i]) then errors.raise(string.format("%s: bad diff_id of layer %d", r.name, i)) end
-      local what = string.format("layer %d/%d", i, #manifest.layers)
-      if layers.root(diff_ids[i]) then
-        if s.progress_lines then
-          io.stderr:write(string.format("%s %s: already in the store\n", what, layer.digest:sub(8, 19)))
-        end
-      else
-        local blob = s:blob(r, layer.digest, layer.size, what)
-        local archive = tmp .. "/layer.tar"
-        fs.run(string.format("cannot decompress %s of %s", what, r.name), decompress .. " < %s > %s", blob, archive)
-        layers.add(archive, string.format("%s of %s", what, r.name), diff_ids[i])
-        os.remove(archive)
-        os.remove(blob)
-      end
-    end
-    local image = images.record(r.name, diff_ids, config, { source = r.name, digest = digest, replace = true })
-    if s.progress_lines then io.stderr:write(string.format("%s: %s\n", r.name, digest)) end
-    return image
+    return M.install(s, r, manifest, digest, tmp, { replace = true })
   end)
   fs.remove_tree(tmp)
   if not ok then error(result, 0) end

@@ -1,0 +1,174 @@
+--- OCI image layouts (a directory with `oci-layout`, `index.json` and
+-- `blobs/sha256/`, as skopeo, podman and umoci read and write them), into
+-- and out of lbox's store: `lbox image import oci:DIR[:TAG] NAME` and
+-- `lbox image save NAME oci:DIR[:TAG]`.
+local cjson = require "cjson"
+local errors = require "lbox.errors"
+local fs = require "lbox.fs"
+local images = require "lbox.images"
+local layers = require "lbox.layers"
+local lfs = require "lfs"
+local registry = require "lbox.registry"
+local store = require "lbox.store"
+
+local M = {}
+
+local REF_NAME = "org.opencontainers.image.ref.name"
+local OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+local OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+--- "DIR[:TAG]" -> DIR, TAG | nil (a tag has no '/')
+function M.parse(text)
+  local dir, tag = text:match("^(.+):([%w_][%w_.-]*)$")
+  if dir then return dir, tag end
+  return text, nil
+end
+
+local function with_staging(fn)
+  local tmp = store.root() .. "/tmp/oci-" .. fs.random_hex(8)
+  errors.try("cannot create a staging directory", fs.mkdir_p(tmp))
+  local ok, result = pcall(fn, tmp)
+  fs.remove_tree(tmp)
+  if not ok then error(result, 0) end
+  return result
+end
+
+-- A layout as a source of blobs for registry.install: each read in place,
+-- checked against its digest.
+local function layout_source(dir)
+  return {
+    keep_blobs = true,
+    blob = function(_, r, digest, _, what)
+      local path = dir .. "/blobs/sha256/" .. digest:sub(8)
+      if fs.kind(path) ~= "file" then errors.raise(string.format("%s: %s %s is not in %s", r.name, what, digest, dir)) end
+      local got = layers.digest_file(path)
+      if got ~= digest then
+        errors.raise(string.format("%s: %s %s has digest %s: refused, nothing stored", r.name, what, digest, got))
+      end
+      return path
+    end,
+  }
+end
+
+--- Import the image tagged `tag` (or the only one) of the layout in `dir`
+-- as image `name`. @return the image
+function M.import(dir, tag, name)
+  if not images.valid_name(name) then errors.raise(string.format("invalid image name %q", tostring(name))) end
+  if images.get(name) then errors.raise(string.format("image %q exists: remove it first (lbox image rm %s)", name, name)) end
+  local layout = fs.read_file(dir .. "/oci-layout")
+  if not layout or not layout:find('"imageLayoutVersion"') then
+    errors.raise(string.format("%s is not an OCI image layout (no oci-layout file)", dir))
+  end
+  local r = { name = name }
+  local index = registry.decode(dir .. "/index.json", fs.read_file(dir .. "/index.json") or "")
+  local entries = {}
+  for _, entry in ipairs(type(index.manifests) == "table" and index.manifests or {}) do
+    local ref = type(entry) == "table" and type(entry.annotations) == "table" and entry.annotations[REF_NAME]
+    if not tag or ref == tag then entries[#entries + 1] = entry end
+  end
+  if #entries == 0 then
+    errors.raise(string.format("%s has no image%s", dir, tag and " tagged " .. tag or ""))
+  end
+  local source = layout_source(dir)
+  local entry = #entries == 1 and entries[1] or registry.pick_platform(r, { manifests = entries })
+  return with_staging(function(tmp)
+    local digest = type(entry.digest) == "string" and entry.digest or ""
+    if not layers.valid_digest(digest) then errors.raise(dir .. "/index.json: a bad digest") end
+    local manifest = registry.decode(name .. ": its manifest", fs.read_file(source:blob(r, digest, nil, "manifest")))
+    if manifest.manifests then -- a nested index
+      digest = registry.pick_platform(r, manifest).digest
+      manifest = registry.decode(name .. ": its manifest", fs.read_file(source:blob(r, digest, nil, "manifest")))
+    end
+    return registry.install(source, r, manifest, digest, tmp, { source = "oci:" .. dir .. (tag and ":" .. tag or "") })
+  end)
+end
+
+-- Write `data` as a blob of the layout being made at `dir`. @return descriptor fields
+local function put_blob(dir, data_path)
+  local digest = layers.digest_file(data_path)
+  errors.try("cannot write the layout", os.rename(data_path, dir .. "/blobs/sha256/" .. digest:sub(8)))
+  return digest, lfs.attributes(dir .. "/blobs/sha256/" .. digest:sub(8), "size")
+end
+
+-- A copy of the layer tree `root` at `copy` with overlayfs's whiteouts as
+-- OCI's: a character device 0/0 becomes an empty `.wh.NAME`, an opaque
+-- directory gets `.wh..wh..opq` (and loses the attribute).
+local function oci_whiteouts(root, copy)
+  fs.run("cannot copy a layer", "cp -a %s %s", root, copy)
+  local pipe = assert(io.popen("find " .. fs.quote(copy) .. " -type c -print0 2>/dev/null"))
+  local found = pipe:read("a")
+  pipe:close()
+  for path in found:gmatch("[^%z]+") do
+    if lfs.symlinkattributes(path, "rdev") == 0 then
+      local dir, base = path:match("^(.*)/([^/]*)$")
+      errors.try("cannot convert a whiteout", os.remove(path))
+      fs.write_file(dir .. "/.wh." .. base, "")
+    end
+  end
+  pipe = assert(io.popen("getfattr -R -P --absolute-names -n trusted.overlay.opaque " .. fs.quote(copy)
+    .. " 2>/dev/null"))
+  local listing = pipe:read("a")
+  pipe:close()
+  for path, value in listing:gmatch("# file: ([^\n]+)\ntrusted%.overlay%.opaque=\"(%a)\"") do
+    if value == "y" then
+      fs.run("cannot convert an opaque directory", "setfattr -x trusted.overlay.opaque %s", path)
+      fs.write_file(path .. "/.wh..wh..opq", "")
+    end
+  end
+end
+
+--- Save image `name` as the image tagged `tag` (default: its own tag) of a
+-- new layout at `dir`: each layer a gzip tar (whiteouts as OCI's), its
+-- configuration, an OCI manifest, index.json. Made beside `dir` and
+-- renamed to it when complete.
+function M.save(name, dir, tag)
+  local image = images.get(name)
+  if not image then errors.raise(string.format("no image %q", name)) end
+  if fs.kind(dir) and (fs.kind(dir) ~= "directory" or fs.dir(dir)() ~= nil) then
+    errors.raise(string.format("%s exists and is not empty: save into a new directory", dir))
+  end
+  tag = tag or name:match(":([%w_][%w_.-]*)$") or "latest"
+  local partial = dir .. ".partial-" .. fs.random_hex(4)
+  local ok, err = pcall(with_staging, function(tmp)
+    errors.try("cannot create " .. partial, fs.mkdir_p(partial .. "/blobs/sha256"))
+    local roots = {}
+    for part in image.lower:gmatch("[^:]+") do table.insert(roots, 1, part) end -- bottom first
+    local descriptors, diff_ids = {}, {}
+    for i, root in ipairs(roots) do
+      local copy = tmp .. "/layer-" .. i
+      oci_whiteouts(root, copy)
+      local archive = tmp .. "/layer.tar"
+      fs.run("cannot write layer " .. i, "tar -C %s --numeric-owner --sort=name " .. layers.TAR_KEEP
+        .. " --xattrs-exclude='trusted.overlay.*' -cf %s .", copy, archive)
+      fs.remove_tree(copy)
+      diff_ids[i] = layers.digest_file(archive)
+      fs.run("cannot compress layer " .. i, "gzip -n < %s > %s", archive, archive .. ".gz")
+      os.remove(archive)
+      local digest, size = put_blob(partial, archive .. ".gz")
+      descriptors[i] = { mediaType = "application/vnd.oci.image.layer.v1.tar+gzip", digest = digest, size = size }
+    end
+    local config = cjson.decode(fs.read_file(image.dir .. "/config.json") or "null") or
+      { architecture = "amd64", os = "linux", config = image.config }
+    config.rootfs = { type = "layers", diff_ids = diff_ids }
+    fs.write_file(tmp .. "/config.json", cjson.encode(config))
+    local config_digest, config_size = put_blob(partial, tmp .. "/config.json")
+    fs.write_file(tmp .. "/manifest.json", cjson.encode {
+      schemaVersion = 2, mediaType = OCI_MANIFEST, layers = descriptors,
+      config = { mediaType = "application/vnd.oci.image.config.v1+json", digest = config_digest, size = config_size } })
+    local manifest_digest, manifest_size = put_blob(partial, tmp .. "/manifest.json")
+    fs.write_file(partial .. "/index.json", cjson.encode {
+      schemaVersion = 2, mediaType = OCI_INDEX,
+      manifests = { { mediaType = OCI_MANIFEST, digest = manifest_digest, size = manifest_size,
+                      annotations = { [REF_NAME] = tag },
+                      platform = { os = config.os or "linux", architecture = config.architecture or "amd64" } } } })
+    fs.write_file(partial .. "/oci-layout", '{"imageLayoutVersion":"1.0.0"}')
+    if fs.kind(dir) then lfs.rmdir(dir) end
+    errors.try("cannot save to " .. dir, os.rename(partial, dir))
+  end)
+  if not ok then
+    fs.remove_tree(partial)
+    error(err, 0)
+  end
+end
+
+return M
