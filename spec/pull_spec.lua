@@ -426,7 +426,8 @@ describe("lbox pull", function()
     assert.is_nil(lfs.attributes(partial))
   end)
 
-  it("refuses bad references, unknown names and tags, with one line and exit 125", function()
+  it("refuses bad references, unknown names and tags, and runs of images not pulled, with one line and exit 125",
+    function()
     for _, case in ipairs {
       { { "pull", "busybox" }, "name the registry" },
       { { "pull", "--insecure", registry.host .. "/Lbox/UPPER" }, "a repository is lowercase" },
@@ -435,6 +436,8 @@ describe("lbox pull", function()
       { { "pull", "--insecure", registry.host .. "/lbox/busybox:nosuchtag" }, "no such image" },
       -- TLS to a plain HTTP registry: no --insecure, no fallback
       { { "pull", registry.host .. "/lbox/busybox" }, "cannot reach " .. registry.host },
+      -- lbox run does not pull, and says so
+      { { "run", registry.host .. "/lbox/busybox", "true" }, "no image " .. registry.host .. "/lbox/busybox in the store" },
     } do
       local r = helper.lbox_run(case[1])
       assert.are.equal(125, r.code, table.concat(case[1], " ") .. ": " .. r.err)
@@ -533,5 +536,19 @@ describe("lbox pull", function()
     assert.matches("has no image tagged nosuch", nothing.err)
     assert.matches("is not an OCI image layout",
       helper.lbox_run({ "image", "import", "oci:" .. work, "lbox-spec-x" }).err)
+  end)
+
+  it("still runs, lists and removes an image from before layers (a rootfs directory)", function()
+    local dir = STORE .. "/images/lbox-spec-legacy"
+    finally(function() sh("rm -rf " .. dir) end)
+    sh("mkdir -p " .. dir .. " && cp -a " .. STORE .. "/images/busybox/rootfs/ " .. dir .. "/rootfs && "
+      .. "echo legacy > " .. dir .. "/rootfs/marker && "
+      .. [[echo '{"name":"lbox-spec-legacy","created":"2026-01-01T00:00:00Z","source":"old","cmd":["cat","/marker"]}' > ]]
+      .. dir .. "/manifest.json")
+    local run = helper.lbox_run { "run", "lbox-spec-legacy" }
+    assert.are.same({ 0, "legacy\n" }, { run.code, run.out }, run.err)
+    assert.matches("\nlbox%-spec%-legacy +latest ", helper.lbox_run({ "image", "ls" }).out)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-legacy" }).code)
+    assert.is_nil(lfs.attributes(dir))
   end)
 end)

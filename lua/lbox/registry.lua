@@ -68,7 +68,7 @@ function M.parse(reference)
   if not registry or not (registry:find("[.:]") or registry == "localhost") then
     return bad("name the registry (REGISTRY/NAME[:TAG], such as 127.0.0.1:5000/busybox): lbox has no default one")
   end
-  if not registry:match("^[%w.-]+:?%d*$") then return bad("bad registry host " .. registry) end
+  if not registry:match("^%w[%w.-]*:?%d*$") then return bad("bad registry host " .. registry) end
   for part in (repository .. "/"):gmatch("([^/]*)/") do
     if not part:match("^[a-z0-9]+[a-z0-9._-]*$") or part:find("[._-][._-][._-]") then
       return bad("a repository is lowercase letters, digits and separators between '/'")
