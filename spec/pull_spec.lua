@@ -551,4 +551,29 @@ describe("lbox pull", function()
     assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-legacy" }).code)
     assert.is_nil(lfs.attributes(dir))
   end)
+
+  it("leaves no image when killed midway; prune sweeps what it left, and the pull starts again", function()
+    local proc = helper.start { helper.lbox, "pull", "--insecure", registry.host .. "/lbox/layered:v1" }
+    -- killed once it has begun (its staging directory is there): where
+    -- exactly it was does not matter, what it leaves must be whole
+    local began = helper.eventually(function()
+      for name in lfs.dir(STORE .. "/tmp") do if name:match("^pull%-") then return true end end
+      return false
+    end, 30)
+    core.kill(proc.pid, core.SIGKILL)
+    helper.finish(proc, 30)
+    assert.is_true(began, "the pull never began")
+    local ls = helper.lbox_run { "image", "ls" }
+    assert.is_nil(ls.out:find("lbox/layered", 1, true))
+    -- every layer there is whole (its record written last, before the rename)
+    for hex in lfs.dir(STORE .. "/layers/sha256") do
+      if hex:match("^%x+$") then assert.is_truthy(lfs.attributes(STORE .. "/layers/sha256/" .. hex .. "/layer.json")) end
+    end
+    local prune = helper.lbox_run { "image", "prune" }
+    assert.are.equal(0, prune.code, prune.err)
+    assert.are.same({}, helper.snapshot().staging)
+    local r = pull("lbox/layered:v1")
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", registry.host .. "/lbox/layered:v1" }).code)
+  end)
 end)

@@ -68,20 +68,9 @@ local function now()
   return os.date("!%Y-%m-%dT%H:%M:%SZ")
 end
 
--- A fresh directory in the store's staging area, to be removed by the caller.
-local function staging_dir()
-  local dir = M.store() .. "/tmp/" .. fs.random_hex(8)
-  errors.try("cannot create a staging directory", fs.mkdir_p(dir))
-  return dir
-end
-
 -- Run `fn(dir)` with a staging directory, removed on every way out.
 local function with_staging(fn)
-  local dir = staging_dir()
-  local ok, result = pcall(fn, dir)
-  fs.remove_tree(dir)
-  if not ok then error(result, 0) end
-  return result
+  return store.with_staging("image", fn)
 end
 
 --- Record image `name` on layers `digests` (bottom first, all in the
@@ -336,7 +325,8 @@ function M.remove(name)
 end
 
 --- Remove what nothing uses: layers of no image, downloads a pull left
--- (lbox.registry resumes them otherwise), and with `all`, every image no
+-- (lbox.registry resumes them otherwise), the staging directories of lbox
+-- processes that were killed, and with `all`, every image no
 -- container runs on. @return { images = names, layers = digests }
 function M.prune(all)
   local lock <close> = store.lock() -- luacheck: no unused (held until return)
@@ -352,6 +342,7 @@ function M.prune(all)
   end
   removed.layers = layers.collect(used_layers())
   errors.try("cannot remove downloads", fs.remove_tree(M.store() .. "/downloads"))
+  store.sweep_staging()
   return removed
 end
 

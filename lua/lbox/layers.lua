@@ -120,21 +120,18 @@ function M.add(archive, what, expected)
   local ok, why = tar.check(entries)
   if ok then ok, why = check_whiteouts(entries) end
   if not ok then errors.raise(string.format("cannot import %s: %s", what, why)) end
-  local staging = store.root() .. "/tmp/layer-" .. fs.random_hex(8)
-  local done, err = pcall(function()
-    errors.try("cannot create a staging directory", fs.mkdir_p(staging .. "/root"))
+  store.with_staging("layer", function(staging)
+    errors.try("cannot create a staging directory", fs.mkdir_p(staging .. "/layer/root"))
     -- as root, GNU tar keeps owners, modes (setuid too), nodes and hard links
-    fs.run("cannot extract " .. what, "tar -xf %s -C %s/root --numeric-owner --no-overwrite-dir " .. M.TAR_KEEP,
+    fs.run("cannot extract " .. what, "tar -xf %s -C %s/layer/root --numeric-owner --no-overwrite-dir " .. M.TAR_KEEP,
       archive, staging)
-    convert_whiteouts(staging .. "/root")
-    fs.write_file(staging .. "/layer.json", cjson.encode { digest = digest, size = file_size(archive) })
+    convert_whiteouts(staging .. "/layer/root")
+    fs.write_file(staging .. "/layer/layer.json", cjson.encode { digest = digest, size = file_size(archive) })
     errors.try("cannot create the layer store", fs.mkdir_p(M.base()))
-    local moved, rename_msg = os.rename(staging, M.dir(digest))
+    local moved, rename_msg = os.rename(staging .. "/layer", M.dir(digest))
     -- another pull or import unpacked it meanwhile: theirs will do
     if not moved and not M.root(digest) then errors.raise("cannot store layer " .. digest .. ": " .. rename_msg) end
   end)
-  fs.remove_tree(staging)
-  if not done then error(err, 0) end
   return digest
 end
 

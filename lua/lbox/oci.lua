@@ -25,12 +25,7 @@ function M.parse(text)
 end
 
 local function with_staging(fn)
-  local tmp = store.root() .. "/tmp/oci-" .. fs.random_hex(8)
-  errors.try("cannot create a staging directory", fs.mkdir_p(tmp))
-  local ok, result = pcall(fn, tmp)
-  fs.remove_tree(tmp)
-  if not ok then error(result, 0) end
-  return result
+  return store.with_staging("oci", fn)
 end
 
 -- A layout as a source of blobs for registry.install: each read in place,

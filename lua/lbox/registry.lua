@@ -407,9 +407,7 @@ function M.pull(reference, opts)
   opts = opts or {}
   local r, msg = M.parse(reference)
   if not r then errors.raise(msg) end
-  local tmp = store.root() .. "/tmp/pull-" .. fs.random_hex(8)
-  errors.try("cannot create a staging directory", fs.mkdir_p(tmp))
-  local ok, result = pcall(function()
+  return store.with_staging("pull", function(tmp)
     local s = session(r.registry, opts.insecure, tmp, opts.progress)
     s.progress_lines = not opts.progress and not opts.quiet
     local manifest, digest = s:manifest(r, r.digest or r.tag)
@@ -419,25 +417,18 @@ function M.pull(reference, opts)
     end
     return M.install(s, r, manifest, digest, tmp, { replace = true })
   end)
-  fs.remove_tree(tmp)
-  if not ok then error(result, 0) end
-  return result
 end
 
 --- Check `user` and `password` with `registry` (its /v2/ answering them)
 -- and store them for pulls, mode 0600.
 function M.login(registry, user, password, opts)
   if not registry:match("^[%w.-]+:?%d*$") then errors.raise(string.format("invalid registry %q", registry)) end
-  local tmp = store.root() .. "/tmp/login-" .. fs.random_hex(8)
-  errors.try("cannot create a staging directory", fs.mkdir_p(tmp))
-  local ok, err = pcall(function()
+  store.with_staging("login", function(tmp)
     local s = session(registry, opts and opts.insecure, tmp)
     s.user, s.password = user, password
     local status = s:get("/v2/", {})
     if status ~= 200 then errors.raise(string.format("%s answered %d to the credentials", registry, status)) end
   end)
-  fs.remove_tree(tmp)
-  if not ok then error(err, 0) end
   store_credentials(registry, user, password)
 end
 
