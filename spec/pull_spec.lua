@@ -36,6 +36,25 @@ local registry = {}
 local USER, PASSWORD = "lbox", "secret"
 local HTPASSWD = "lbox:$2b$12$rrDzlFyzHw0mPkjpllf3kOYgTpkA.IJaWCMhvOBzfjgmlT2zI4Z/q\n"
 
+-- busybox httpd serving the directory `www` on 127.0.0.1 (with the
+-- configuration file `conf`). @return its process, its host:port
+local function start_httpd(www, conf)
+  for _ = 1, 10 do
+    local port = 40000 + math.random(0, 19999)
+    local proc = helper.start { "/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", www,
+                                "-c", conf }
+    local url = "http://127.0.0.1:" .. port .. "/"
+    if helper.eventually(function()
+      return core.waitpid(proc.pid, "nohang") ~= 0 or helper.sh("curl -s -o /dev/null " .. url).code == 0
+    end, 10) and helper.sh("curl -s -o /dev/null " .. url).code == 0 then
+      return proc, "127.0.0.1:" .. port
+    end
+    pcall(core.kill, proc.pid, core.SIGKILL)
+    pcall(helper.finish, proc, 10)
+  end
+  error("busybox httpd did not start")
+end
+
 -- A token server for the registry: busybox httpd on 127.0.0.1, serving
 -- (to USER and PASSWORD only, Basic) a token lbox's pull must present: a
 -- JWT for pulls of lbox/busybox, signed (RS256) with a key whose
@@ -54,21 +73,8 @@ local function start_token_server()
     .. [[s=$(printf '%s.%s' "$h" "$c" | openssl dgst -sha256 -sign key.pem | b64u) && ]]
     .. [[printf '{"token":"%s.%s.%s"}' "$h" "$c" "$s" > www/token]])
   helper.write_file(dir .. "/httpd.conf", "/:" .. USER .. ":" .. PASSWORD .. "\n")
-  for _ = 1, 10 do
-    local port = 40000 + math.random(0, 19999)
-    local proc = helper.start { "/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir .. "/www",
-                                "-c", dir .. "/httpd.conf" }
-    local realm = "http://127.0.0.1:" .. port .. "/token"
-    if helper.eventually(function()
-      return core.waitpid(proc.pid, "nohang") ~= 0
-        or helper.sh("curl -s -o /dev/null " .. realm).code == 0
-    end, 10) and helper.sh("curl -s -o /dev/null " .. realm).code == 0 then
-      return proc, realm
-    end
-    pcall(core.kill, proc.pid, core.SIGKILL)
-    pcall(helper.finish, proc, 10)
-  end
-  error("busybox httpd did not start")
+  local proc, host = start_httpd(dir .. "/www", dir .. "/httpd.conf")
+  return proc, "http://" .. host .. "/token"
 end
 
 -- With `auth` "basic", the registry asks for USER and PASSWORD; with
@@ -575,5 +581,25 @@ describe("lbox pull", function()
     local r = pull("lbox/layered:v1")
     assert.are.equal(0, r.code, r.err)
     assert.are.equal(0, helper.lbox_run({ "image", "rm", registry.host .. "/lbox/layered:v1" }).code)
+  end)
+
+  it("refuses a registry that answers garbage, or too much, with one line and nothing stored", function()
+    -- a fake registry: static files of busybox httpd
+    local www = REGISTRY_DIR .. "/garbage"
+    sh("rm -rf " .. www .. " && mkdir -p " .. www .. "/v2/lbox/garbage/manifests " .. www .. "/v2/lbox/huge/manifests && "
+      .. "echo '<html>not a manifest</html>' > " .. www .. "/v2/lbox/garbage/manifests/latest && "
+      .. "head -c 5000000 /dev/zero > " .. www .. "/v2/lbox/huge/manifests/latest && : > " .. www .. "/httpd.conf")
+    local proc, host = start_httpd(www, www .. "/httpd.conf")
+    finally(function()
+      core.kill(proc.pid, core.SIGTERM)
+      helper.finish(proc, 30)
+    end)
+    local garbage = helper.lbox_run { "pull", "--insecure", host .. "/lbox/garbage" }
+    assert.are.equal(125, garbage.code)
+    assert.matches("^lbox: error: [^\n]*lbox/garbage:latest: its manifest is not JSON\n$", garbage.err:match("lbox: error:.*$"))
+    local huge = helper.lbox_run { "pull", "--insecure", host .. "/lbox/huge" }
+    assert.are.equal(125, huge.code)
+    assert.matches("^lbox: error: cannot reach [^\n]*[Mm]aximum file size exceeded\n$", huge.err:match("lbox: error:.*$"))
+    assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find(host, 1, true))
   end)
 end)

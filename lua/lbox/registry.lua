@@ -18,6 +18,9 @@ local store = require "lbox.store"
 
 local M = {}
 
+--- The most a manifest, index or token answer may weigh, in bytes.
+M.MAX_DOCUMENT = 4 * 1024 * 1024
+
 local MEDIA = {
   oci_index = "application/vnd.oci.image.index.v1+json",
   docker_list = "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -172,6 +175,8 @@ function Session:curl(url, opts)
   local output = opts.output or string.format("%s/body-%d", self.tmp, self.calls)
   local lines = { "url = " .. cjson.encode(url), "output = " .. cjson.encode(output),
                   "dump-header = " .. cjson.encode(header_file) }
+  -- a manifest or a token is small: a registry answering more is broken
+  if not opts.output then lines[#lines + 1] = "max-filesize = " .. M.MAX_DOCUMENT end
   for _, h in ipairs(opts.headers or {}) do lines[#lines + 1] = "header = " .. cjson.encode(h) end
   if self.auth then lines[#lines + 1] = "header = " .. cjson.encode("Authorization: " .. self.auth) end
   write_secret(config, table.concat(lines, "\n") .. "\n")
@@ -186,7 +191,10 @@ function Session:curl(url, opts)
   local _, _, exit = pipe:close()
   os.remove(config)
   local status = tonumber(code_text:match("(%d+)$") or "")
-  if not status or status == 0 then
+  -- curl failed (a transfer cut, a size exceeded), but for a resume the
+  -- server could not do (33), which the caller handles
+  local failed = exit ~= 0 and not (opts.resume and exit == 33)
+  if not status or status == 0 or failed then
     local why = (fs.read_file(header_file .. ".err") or ""):match("curl: %(%d+%) ([^\n]*)") or ("curl exit " .. tostring(exit))
     return nil, why
   end
