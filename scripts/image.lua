@@ -1,4 +1,5 @@
 -- lbox image import FILE|DIR NAME | ls | rm NAME... | prune [-a]: lbox's image store.
+local cjson = require "cjson"
 local errors = require "lbox.errors"
 local images = require "lbox.images"
 local oci = require "lbox.oci"
@@ -7,13 +8,14 @@ local options = require "lbox.options"
 local IMAGE = {
   name = "image",
   synopsis = { "import FILE.tar[.gz|.xz|.zst]|DIR|oci:DIR[:TAG] NAME", "save NAME oci:DIR[:TAG]", "ls",
-               "rm NAME...", "prune [-a]" },
+               "inspect NAME...", "rm NAME...", "prune [-a]" },
   summary = "manage lbox's image store",
   description = "import: a docker export or podman export tarball (gzip, xz or zstd compressed, or not), or a "
     .. "directory, as image NAME of one layer; every tar header is checked first (no absolute paths, .., "
     .. "symlinks out of the image); oci:DIR[:TAG], the image of an OCI image layout (skopeo's, podman's), its "
     .. "blobs checked against their digests. save: an image as a new OCI image layout, layers "
-    .. "gzip-compressed. ls: the images, with tag, id and size. rm: remove images, and the layers "
+    .. "gzip-compressed. ls: the images, with tag, id and size. inspect: their records and OCI "
+    .. "configurations (Entrypoint, Cmd, Env, Labels...), as JSON. rm: remove images, and the layers "
     .. "no other image uses; refused while a container runs on one. prune: remove layers no image uses and "
     .. "what an interrupted pull left; with -a, every image no container uses too. The built-in busybox "
     .. "image is made from Debian's busybox-static on first use.",
@@ -68,6 +70,13 @@ function commands.ls(extra)
     print(string.format("%-40s %-12s %-12s %-9s %s", repository, tag, (m.id or ""):gsub("^sha256:", ""):sub(1, 12),
       m.size and human(m.size) or "", m.created or ""))
   end
+end
+
+function commands.inspect(...)
+  if select("#", ...) == 0 then errors.raise("usage: lbox image inspect NAME...") end
+  local found = {}
+  for _, name in ipairs { ... } do found[#found + 1] = images.inspect(name) end
+  print(cjson.encode(found))
 end
 
 function commands.rm(...)

@@ -295,6 +295,20 @@ describe("lbox pull", function()
     end))
     assert.matches('"labels":{"org.lbox.spec":"busybox"}', helper.lbox_run({ "inspect", id }).out)
     assert.are.equal(0, helper.lbox_run({ "rm", id }).code)
+    -- image inspect: the record and the configuration
+    local inspect = helper.lbox_run { "image", "inspect", name }
+    assert.are.equal(0, inspect.code, inspect.err)
+    local record = require("cjson").decode(inspect.out)[1]
+    assert.are.same({ name, pushed.busybox.digest, "65534", "/srv/app" },
+      { record.name, record.digest, record.config.config.User, record.config.config.WorkingDir })
+    -- another name for the same image: removing it is no use of the layers
+    local d2 = helper.lbox_run { "run", "-d", name, "sleep 30" }
+    assert.are.equal(0, d2.code, d2.err)
+    local by_digest = registry.host .. "/lbox/busybox@" .. pushed.busybox.digest
+    assert.are.equal(0, helper.lbox_run({ "pull", "--insecure", by_digest }).code)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", by_digest }).code)
+    assert.are.equal(125, helper.lbox_run({ "image", "rm", name }).code)
+    assert.are.equal(0, helper.lbox_run({ "rm", "-f", d2.out:match("^(%x+)") }).code)
     -- pulled again: nothing downloaded
     local again = pull("lbox/busybox")
     assert.are.equal(0, again.code, again.err)

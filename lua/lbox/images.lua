@@ -262,6 +262,17 @@ function M.export(root, file)
 end
 
 
+--- What lbox knows of image `name`: its record and its OCI configuration.
+-- Raises a user error when there is no such image.
+function M.inspect(name)
+  local image = M.get(name)
+  if not image then errors.raise(string.format("no image %q", tostring(name))) end
+  local record = {}
+  for k, v in pairs(image.manifest) do record[k] = v end
+  record.config = read_json(image.dir .. "/config.json") or { config = image.config }
+  return record
+end
+
 --- All images, sorted by name: list of { name, id, size, created, source, layers }.
 function M.list()
   local list = {}
@@ -315,7 +326,13 @@ function M.remove(name)
   local lock <close> = store.lock() -- luacheck: no unused (held until return)
   local image = by_name(name) or (not name:find("[:@][^/]*$") and by_name(name .. ":latest"))
   if not image then errors.raise(string.format("no image %q", name)) end
-  local users = users_of(image.lower)
+  -- another name for the same layers keeps them: only a name goes
+  local other_name = false
+  for _, record in ipairs(M.list()) do
+    local other = record.name ~= image.name and by_name(record.name)
+    other_name = other_name or (other and other.lower == image.lower)
+  end
+  local users = other_name and {} or users_of(image.lower)
   if #users > 0 then
     errors.raise(string.format("image %q is used by container%s %s: remove %s first (lbox rm)", name,
       #users > 1 and "s" or "", table.concat(users, ", "), #users > 1 and "them" or "it"))
