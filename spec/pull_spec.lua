@@ -613,7 +613,17 @@ describe("lbox pull", function()
     assert.matches("^lbox: error: [^\n]*lbox/garbage:latest: its manifest is not JSON\n$", garbage.err:match("lbox: error:.*$"))
     local huge = helper.lbox_run { "pull", "--insecure", host .. "/lbox/huge" }
     assert.are.equal(125, huge.code)
-    assert.matches("^lbox: error: cannot reach [^\n]*[Mm]aximum file size exceeded\n$", huge.err:match("lbox: error:.*$"))
+    assert.matches("^lbox: error: " .. host .. " sent more for /v2/lbox/huge/manifests/latest than it may [^\n]*: refused\n$",
+      huge.err:match("lbox: error:.*$"))
+    -- a blob bigger than its manifest says (the real registry takes the manifest)
+    local manifest = helper.read_file(BUILD .. "/manifest-lbox-busybox-latest")
+    local small = manifest:gsub('"size":' .. pushed.busybox.layers[1].size, '"size":1000')
+    assert.are_not.equal(manifest, small)
+    registry.push_manifest("lbox/busybox", "small", OCI_MANIFEST, small)
+    local bigger = pull("lbox/busybox:small")
+    assert.are.equal(125, bigger.code)
+    assert.matches("^lbox: error: [^\n]* sent more for /v2/lbox/busybox/blobs/" .. pushed.busybox.layers[1].digest
+      .. " than it may", bigger.err:match("lbox: error:.*$"))
     assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find(host, 1, true))
   end)
 end)

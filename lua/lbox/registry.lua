@@ -177,6 +177,8 @@ function Session:curl(url, opts)
                   "dump-header = " .. cjson.encode(header_file) }
   -- a manifest or a token is small: a registry answering more is broken
   if not opts.output then lines[#lines + 1] = "max-filesize = " .. M.MAX_DOCUMENT end
+  -- nor is a blob bigger than its descriptor says
+  if opts.max_size then lines[#lines + 1] = "max-filesize = " .. opts.max_size end
   for _, h in ipairs(opts.headers or {}) do lines[#lines + 1] = "header = " .. cjson.encode(h) end
   if self.auth then lines[#lines + 1] = "header = " .. cjson.encode("Authorization: " .. self.auth) end
   write_secret(config, table.concat(lines, "\n") .. "\n")
@@ -254,15 +256,24 @@ function Session:authenticate(header, scope)
   self.auth = "Bearer " .. token
 end
 
+-- Raise the user error of a request for `path` that curl gave up on.
+function Session:failed(path, why)
+  if why:find("Maximum file size exceeded", 1, true) then
+    errors.raise(string.format("%s sent more for %s than it may (its manifest's size, or %d bytes for a document): "
+      .. "refused", self.registry, path, M.MAX_DOCUMENT))
+  end
+  errors.raise(string.format("cannot reach %s: %s", self.registry, why))
+end
+
 -- GET `path` of the registry; on a 401, answer the challenge once and
 -- ask again. @return status, headers, body
 function Session:get(path, opts, scope)
   local status, headers, body = self:curl(self.base .. path, opts)
-  if not status then errors.raise(string.format("cannot reach %s: %s", self.registry, headers)) end
+  if not status then self:failed(path, headers) end
   if status == 401 then
     self:authenticate(headers["www-authenticate"], scope)
     status, headers, body = self:curl(self.base .. path, opts)
-    if not status then errors.raise(string.format("cannot reach %s: %s", self.registry, headers)) end
+    if not status then self:failed(path, headers) end
     if status == 401 then errors.raise(self.registry .. " refused the credentials: lbox login " .. self.registry) end
   end
   return status, headers, body
@@ -317,12 +328,15 @@ function Session:blob(r, digest, size, what)
   end
   local path = string.format("/v2/%s/blobs/%s", r.repository, digest)
   local scope = "repository:" .. r.repository .. ":pull"
-  local status, _, _, exit = self:get(path, { output = partial, resume = have > 0, progress = self.progress }, scope)
+  local max_size = type(size) == "number" and math.tointeger(size)
+  if max_size and max_size <= 0 then max_size = nil end
+  local status, _, _, exit = self:get(path, { output = partial, resume = have > 0, progress = self.progress,
+                                              max_size = max_size }, scope)
   if have > 0 and (status == 416 or exit == 33 or status == 200 and file_size(partial) ~= size) then
     -- the part was whole already, or the registry cannot resume: from the start
     if layers.digest_file(partial) ~= digest then
       os.remove(partial)
-      status = self:get(path, { output = partial, progress = self.progress }, scope)
+      status = self:get(path, { output = partial, progress = self.progress, max_size = max_size }, scope)
     else
       status = 200
     end
