@@ -7,13 +7,15 @@ local options = require "lbox.options"
 
 local IMAGE = {
   name = "image",
-  synopsis = { "import FILE.tar[.gz|.xz|.zst]|DIR|oci:DIR[:TAG] NAME", "save NAME oci:DIR[:TAG]", "ls",
+  synopsis = { "import FILE.tar[.gz|.xz|.zst]|DIR|oci:DIR[:TAG]|docker-archive:FILE NAME",
+               "save NAME oci:DIR[:TAG]", "ls",
                "inspect NAME...", "rm NAME...", "prune [-a]" },
   summary = "manage lbox's image store",
   description = "import: a docker export or podman export tarball (gzip, xz or zstd compressed, or not), or a "
     .. "directory, as image NAME of one layer; every tar header is checked first (no absolute paths, .., "
     .. "symlinks out of the image); oci:DIR[:TAG], the image of an OCI image layout (skopeo's, podman's), its "
-    .. "blobs checked against their digests. save: an image as a new OCI image layout, layers "
+    .. "blobs checked against their digests; docker-archive:FILE, the image of a docker save archive. save: an "
+    .. "image as a new OCI image layout, layers "
     .. "gzip-compressed. ls: the images, with tag, id and size. inspect: their records and OCI "
     .. "configurations (Entrypoint, Cmd, Env, Labels...), as JSON. rm: remove images, and the layers "
     .. "no other image uses; refused while a container runs on one. prune: remove layers no image uses and "
@@ -25,10 +27,14 @@ local IMAGE = {
 local commands = {}
 
 function commands.import(source, name, extra)
-  if not source or not name or extra then errors.raise("usage: lbox image import FILE|DIR|oci:DIR[:TAG] NAME") end
+  if not source or not name or extra then
+    errors.raise("usage: lbox image import FILE|DIR|oci:DIR[:TAG]|docker-archive:FILE NAME")
+  end
   local layout = source:match("^oci:(.+)$")
   local image
-  if layout then
+  if source:match("^docker%-archive:.") then
+    image = oci.import_docker_archive(source:match("^docker%-archive:(.+)$"), name)
+  elseif layout then
     local dir, tag = oci.parse(layout)
     image = oci.import(dir, tag, name)
   else

@@ -626,4 +626,45 @@ describe("lbox pull", function()
       .. " than it may", bigger.err:match("lbox: error:.*$"))
     assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find(host, 1, true))
   end)
+
+  it("imports a docker save archive, whiteouts and all, and refuses one that points out of itself", function()
+    local work = sh("mktemp -d /tmp/lbox-spec.XXXXXX"):gsub("\n$", "")
+    finally(function() sh("rm -rf " .. work) end)
+    local cjson = require "cjson"
+    -- as docker save writes it: manifest.json, the config, a directory per
+    -- layer (the third one gzip-compressed, as some tools leave it)
+    sh("mkdir -p " .. work .. "/a/l1 " .. work .. "/a/l2 " .. work .. "/a/l3 && cp " .. BUILD .. "/busybox.tar "
+      .. work .. "/a/l1/layer.tar && cp " .. BUILD .. "/data.tar " .. work .. "/a/l2/layer.tar && gzip -nc "
+      .. BUILD .. "/whiteouts.tar > " .. work .. "/a/l3/layer.tar")
+    local config = cjson.encode { architecture = "amd64", os = "linux", config = { Cmd = { "sh", "-c", "echo /data/*" } },
+      rootfs = { type = "layers", diff_ids = pushed.layered.diff_ids } }
+    helper.write_file(work .. "/a/config.json", config)
+    local function archive(manifest)
+      helper.write_file(work .. "/a/manifest.json", cjson.encode(manifest))
+      sh("tar -C " .. work .. "/a -cf " .. work .. "/image.tar .")
+      return "docker-archive:" .. work .. "/image.tar"
+    end
+    local good = archive { { Config = "config.json", RepoTags = { "lbox-spec:1" },
+                             Layers = { "l1/layer.tar", "l2/layer.tar", "l3/layer.tar" } } }
+    local r = helper.lbox_run { "image", "import", good, "lbox-spec-docker-archive" }
+    assert.are.same({ 0, "lbox-spec-docker-archive\n" }, { r.code, r.out }, r.err)
+    finally(function() helper.lbox_run { "image", "rm", "lbox-spec-docker-archive" } end)
+    local run = helper.lbox_run { "run", "lbox-spec-docker-archive" }
+    assert.are.same({ 0, "/data/new\n" }, { run.code, run.out }, run.err)
+    run = helper.lbox_run { "run", "lbox-spec-docker-archive", "sh", "-c", "test -e /bin/ls || echo ls is gone" }
+    assert.are.same({ 0, "ls is gone\n" }, { run.code, run.out }, run.err)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-docker-archive" }).code)
+    -- a manifest naming a file out of the archive, through .. or a link
+    sh("ln -s /etc/passwd " .. work .. "/a/outside.json")
+    for _, case in ipairs {
+      { { { Config = "../../../etc/passwd", Layers = {} } }, "names a bad config: ../../../etc/passwd" },
+      { { { Config = "outside.json", Layers = {} } }, "has no config outside.json" },
+    } do
+      local bad = helper.lbox_run { "image", "import", archive(case[1]), "lbox-spec-bad-archive" }
+      assert.are.equal(125, bad.code)
+      assert.are.equal("lbox: error: the archive" .. (case[2]:sub(1, 1) == "n" and "'s manifest.json " or " ")
+        .. case[2] .. "\n", bad.err)
+    end
+    assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find("lbox-spec-bad-archive", 1, true))
+  end)
 end)

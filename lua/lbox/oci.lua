@@ -1,7 +1,8 @@
 --- OCI image layouts (a directory with `oci-layout`, `index.json` and
 -- `blobs/sha256/`, as skopeo, podman and umoci read and write them), into
 -- and out of lbox's store: `lbox image import oci:DIR[:TAG] NAME` and
--- `lbox image save NAME oci:DIR[:TAG]`.
+-- `lbox image save NAME oci:DIR[:TAG]`; and `docker save` archives in:
+-- `lbox image import docker-archive:FILE NAME`.
 local cjson = require "cjson"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
@@ -10,6 +11,7 @@ local layers = require "lbox.layers"
 local lfs = require "lfs"
 local registry = require "lbox.registry"
 local store = require "lbox.store"
+local tar = require "lbox.tar"
 
 local M = {}
 
@@ -75,6 +77,72 @@ function M.import(dir, tag, name)
       manifest = registry.decode(name .. ": its manifest", fs.read_file(source:blob(r, digest, nil, "manifest")))
     end
     return registry.install(source, r, manifest, digest, tmp, { source = "oci:" .. dir .. (tag and ":" .. tag or "") })
+  end)
+end
+
+local function realpath(path)
+  local pipe = assert(io.popen("realpath -e -- " .. fs.quote(path) .. " 2>/dev/null"))
+  local real = pipe:read("l")
+  pipe:close()
+  return real
+end
+
+-- `path` of a docker archive's manifest.json, under `root`: never out of it.
+local function inside(root, path, what)
+  if type(path) ~= "string" or path == "" or path:sub(1, 1) == "/" or ("/" .. path .. "/"):find("/%.%./") then
+    errors.raise(string.format("the archive's manifest.json names a bad %s: %s", what, tostring(path)))
+  end
+  -- docker's older archives link a layer seen twice: followed, but only
+  -- to a file of the archive
+  local real, real_root = realpath(root .. "/" .. path), realpath(root)
+  if not real or not real_root or real:sub(1, #real_root + 1) ~= real_root .. "/" or fs.kind(real) ~= "file" then
+    errors.raise(string.format("the archive has no %s %s", what, path))
+  end
+  return real
+end
+
+--- Import the image of a `docker save` archive `file` (one image; its
+-- layer tars plain or compressed) as image `name`. The archive is checked
+-- entry by entry before it is unpacked, each layer against its diff_id and
+-- entry by entry as a pull's. @return the image
+function M.import_docker_archive(file, name)
+  if not images.valid_name(name) then errors.raise(string.format("invalid image name %q", tostring(name))) end
+  if images.get(name) then errors.raise(string.format("image %q exists: remove it first (lbox image rm %s)", name, name)) end
+  local f = io.open(file, "rb")
+  if not f then errors.raise(string.format("cannot import %q: no such file", file)) end
+  local entries, msg = tar.entries(f)
+  f:close()
+  if not entries then errors.raise(string.format("cannot import %q: %s", file, msg)) end
+  local ok, why = tar.check(entries)
+  if not ok then errors.raise(string.format("cannot import %q: %s", file, why)) end
+  return with_staging(function(tmp)
+    local root = tmp .. "/archive"
+    errors.try("cannot create a staging directory", fs.mkdir_p(root))
+    -- no links, devices or owners of its own: its files are data
+    fs.run("cannot unpack " .. file, "tar -xf %s -C %s --no-same-owner --no-same-permissions", file, root)
+    local list = registry.decode(file .. ": its manifest.json", fs.read_file(root .. "/manifest.json") or "")
+    if #list ~= 1 or type(list[1]) ~= "table" then
+      errors.raise(string.format("%s holds %d images: lbox imports an archive of one", file, #list))
+    end
+    local entry = list[1]
+    local config = registry.decode(file .. ": its configuration", fs.read_file(inside(root, entry.Config, "config")))
+    local diff_ids = type(config.rootfs) == "table" and config.rootfs.diff_ids
+    if type(entry.Layers) ~= "table" or type(diff_ids) ~= "table" or #diff_ids ~= #entry.Layers then
+      errors.raise(string.format("%s: its configuration does not list one diff_id per layer", file))
+    end
+    for i, layer in ipairs(entry.Layers) do
+      local what = string.format("layer %d/%d of %s", i, #entry.Layers, file)
+      if not layers.valid_digest(diff_ids[i]) then errors.raise(what .. ": a bad diff_id") end
+      local path = inside(root, layer, "layer")
+      if not layers.root(diff_ids[i]) then
+        local archive = tmp .. "/layer.tar"
+        fs.run("cannot decompress " .. what, images.decompressor(path) .. " < %s > %s", path, archive)
+        layers.add(archive, what, diff_ids[i])
+        os.remove(archive)
+      end
+      os.remove(path)
+    end
+    return images.record(name, diff_ids, config, { source = "docker-archive:" .. file })
   end)
 end
 
