@@ -12,7 +12,8 @@ local opts, args = options.command({
     .. "reference names one. A manifest list or OCI index gives this machine's platform. Every manifest and "
     .. "blob is checked against its digest before it is used; layers (gzip, zstd or plain tar) already in the "
     .. "store are not downloaded again; a pull that dies leaves no image, and the next one resumes its "
-    .. "downloads. Credentials come from lbox login. Progress: curl's bars on a terminal, lines otherwise.",
+    .. "downloads. Credentials come from lbox login. Progress: a line per blob, and on a terminal curl's meter "
+    .. "of it (bytes, rate, time left).",
   options = {
     { "insecure", help = "plain HTTP to this registry (no TLS)" },
     { "quiet", short = "q", help = "no progress, only the image's name" },

@@ -186,7 +186,7 @@ function Session:curl(url, opts)
   -- byte a second for a minute) fails rather than hangs
   local command = string.format("curl -L --proto =http,https --proto-redir =http,https --connect-timeout 30 "
     .. "--speed-limit 1 --speed-time 60 -w '%%{http_code}' %s %s -K %s 2>%s",
-    opts.resume and "-C -" or "", opts.progress and "-#" or "-sS", fs.quote(config),
+    opts.resume and "-C -" or "", opts.progress and "" or "-sS", fs.quote(config),
     opts.progress and "/dev/stderr" or fs.quote(header_file .. ".err"))
   local pipe = assert(io.popen(command))
   local code_text = pipe:read("a")
@@ -197,7 +197,8 @@ function Session:curl(url, opts)
   -- server could not do (33), which the caller handles
   local failed = exit ~= 0 and not (opts.resume and exit == 33)
   if not status or status == 0 or failed then
-    local why = (fs.read_file(header_file .. ".err") or ""):match("curl: %(%d+%) ([^\n]*)") or ("curl exit " .. tostring(exit))
+    local why = (fs.read_file(header_file .. ".err") or ""):match("curl: %(%d+%) ([^\n]*)")
+      or (exit == 63 and "Maximum file size exceeded") or ("curl exit " .. tostring(exit))
     return nil, why
   end
   local body
@@ -423,15 +424,15 @@ end
 
 --- Pull `reference` (REGISTRY/NAME[:TAG|@DIGEST]) into the store as an
 -- image of that name (a newer pull of a tag replaces the image it named).
--- opts: insecure (plain HTTP), progress (curl's bars, on a terminal) or
--- plain lines on stderr. @return the image (lbox.images.get)
+-- opts: insecure (plain HTTP), quiet (no progress lines on stderr),
+-- progress (curl's meter too: bytes, rate; on a terminal). @return the image (lbox.images.get)
 function M.pull(reference, opts)
   opts = opts or {}
   local r, msg = M.parse(reference)
   if not r then errors.raise(msg) end
   return store.with_staging("pull", function(tmp)
     local s = session(r.registry, opts.insecure, tmp, opts.progress)
-    s.progress_lines = not opts.progress and not opts.quiet
+    s.progress_lines = not opts.quiet
     local manifest, digest = s:manifest(r, r.digest or r.tag)
     if manifest.manifests then -- an OCI index or a docker manifest list
       local entry = M.pick_platform(r, manifest)
