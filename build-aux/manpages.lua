@@ -131,7 +131,9 @@ local function main_page(list)
     roff("A command's or recipe's own status; for a container, its exit code or 128+N when signal N "
       .. "killed it. 125: lbox's own error (one line on standard error); 126: the command cannot be run; "
       .. "127: it was not found; 70: a bug in lbox or in a recipe (a traceback)."),
-    ".SH FILES", ".TP\n.B /var/lib/lbox\nthe default store: images/, containers/<id>/ (layer, state.json, container.log)",
+    ".SH FILES", ".TP\n.B /var/lib/lbox\nthe default store: images/, layers/sha256/ (unpacked, by diff_id), "
+      .. "downloads/ (a pull's, resumed), auth.json (lbox login's, 0600), containers/<id>/ (layer, state.json, "
+      .. "container.log)",
     ".SH SEE ALSO", table.concat(see, "\n"), ".BR lbox\\-api (7)",
   }, "\n") .. "\n"
 end

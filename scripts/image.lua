@@ -1,32 +1,88 @@
--- lbox image import FILE|DIR NAME | ls | rm NAME...: lbox's image store.
+-- lbox image import FILE|DIR NAME | ls | rm NAME... | prune [-a]: lbox's image store.
+local cjson = require "cjson"
 local errors = require "lbox.errors"
 local images = require "lbox.images"
+local oci = require "lbox.oci"
 local options = require "lbox.options"
 
 local IMAGE = {
-  name = "image", synopsis = { "import FILE.tar[.gz|.xz]|DIR NAME", "ls", "rm NAME..." },
+  name = "image",
+  synopsis = { "import FILE.tar[.gz|.xz|.zst]|DIR|oci:DIR[:TAG]|docker-archive:FILE NAME",
+               "save NAME oci:DIR[:TAG]", "ls",
+               "inspect NAME...", "rm NAME...", "prune [-a]" },
   summary = "manage lbox's image store",
-  description = "import: a docker export or podman export tarball (gzip or xz compressed, or not), or a "
-    .. "directory, as image NAME; every tar header is checked first (no absolute paths, .., device nodes, "
-    .. "symlinks out of the image). ls: the images. rm: remove images. The built-in busybox image is made "
-    .. "from Debian's busybox-static on first use.",
+  description = "import: a docker export or podman export tarball (gzip, xz or zstd compressed, or not), or a "
+    .. "directory, as image NAME of one layer; every tar header is checked first (no absolute paths, .., "
+    .. "symlinks out of the image); oci:DIR[:TAG], the image of an OCI image layout (skopeo's, podman's), its "
+    .. "blobs checked against their digests; docker-archive:FILE, the image of a docker save archive. save: an "
+    .. "image as a new OCI image layout, layers "
+    .. "gzip-compressed. ls: the images, with tag, id and size. inspect: their records and OCI "
+    .. "configurations (Entrypoint, Cmd, Env, Labels...), as JSON. rm: remove images, and the layers "
+    .. "no other image uses; refused while a container runs on one. prune: remove layers no image uses and "
+    .. "what an interrupted pull left; with -a, every image no container uses too. The built-in busybox "
+    .. "image is made from Debian's busybox-static on first use.",
   operands = { 1 },
 }
 
 local commands = {}
 
 function commands.import(source, name, extra)
-  if not source or not name or extra then errors.raise("usage: lbox image import FILE|DIR NAME") end
-  local image = images.import(source, name)
+  if not source or not name or extra then
+    errors.raise("usage: lbox image import FILE|DIR|oci:DIR[:TAG]|docker-archive:FILE NAME")
+  end
+  local layout = source:match("^oci:(.+)$")
+  local image
+  if source:match("^docker%-archive:.") then
+    image = oci.import_docker_archive(source:match("^docker%-archive:(.+)$"), name)
+  elseif layout then
+    local dir, tag = oci.parse(layout)
+    image = oci.import(dir, tag, name)
+  else
+    image = images.import(source, name)
+  end
   print(image.name)
+end
+
+function commands.save(name, destination, extra)
+  local layout = destination and destination:match("^oci:(.+)$")
+  if not name or not layout or extra then errors.raise("usage: lbox image save NAME oci:DIR[:TAG]") end
+  local dir, tag = oci.parse(layout)
+  oci.save(name, dir, tag)
+end
+
+-- Sizes as docker shows them: decimal units, three digits.
+local function human(bytes)
+  for _, unit in ipairs { { "GB", 1e9 }, { "MB", 1e6 }, { "kB", 1e3 } } do
+    if bytes >= unit[2] then return string.format("%.3g%s", bytes / unit[2], unit[1]) end
+  end
+  return string.format("%dB", bytes)
+end
+
+-- "repo:tag" -> "repo", "tag"; a name without one is its own :latest.
+local function split(name)
+  local repository, digest = name:match("^(.*)@(.*)$")
+  if repository then return repository, "<none>", digest end
+  local tag
+  repository, tag = name:match("^(.*):([^:/]+)$")
+  if repository then return repository, tag end
+  return name, "latest"
 end
 
 function commands.ls(extra)
   if extra then errors.raise("usage: lbox image ls") end
-  print(string.format("%-24s %-22s %s", "NAME", "CREATED", "SOURCE"))
+  print(string.format("%-40s %-12s %-12s %-9s %s", "REPOSITORY", "TAG", "IMAGE ID", "SIZE", "CREATED"))
   for _, m in ipairs(images.list()) do
-    print(string.format("%-24s %-22s %s", m.name, m.created or "", m.source or ""))
+    local repository, tag = split(m.name)
+    print(string.format("%-40s %-12s %-12s %-9s %s", repository, tag, (m.id or ""):gsub("^sha256:", ""):sub(1, 12),
+      m.size and human(m.size) or "", m.created or ""))
   end
+end
+
+function commands.inspect(...)
+  if select("#", ...) == 0 then errors.raise("usage: lbox image inspect NAME...") end
+  local found = {}
+  for _, name in ipairs { ... } do found[#found + 1] = images.inspect(name) end
+  print(cjson.encode(found))
 end
 
 function commands.rm(...)
@@ -35,6 +91,13 @@ function commands.rm(...)
     images.remove(name)
     print(name)
   end
+end
+
+function commands.prune(flag, extra)
+  if extra or (flag and flag ~= "-a" and flag ~= "--all") then errors.raise("usage: lbox image prune [-a]") end
+  local removed = images.prune(flag ~= nil)
+  for _, name in ipairs(removed.images) do print("untagged: " .. name) end
+  for _, digest in ipairs(removed.layers) do print("deleted: " .. digest) end
 end
 
 local opts, args = options.command(IMAGE, { ... })

@@ -11,6 +11,7 @@ local lbox_spec = require "lbox.spec"
 local lfs = require "lfs"
 local limits_table = require "lbox.limits"
 local options = require "lbox.options"
+local registry = require "lbox.registry"
 local state = require "lbox.state"
 local units = require "lbox.units"
 local workload = require "lbox.workload"
@@ -21,6 +22,7 @@ local RUN_OPTIONS = {
   { "hostname", short = "h", value = "NAME", help = "container hostname (default: its short id)" },
   { "env", short = "e", value = "NAME=VALUE", list = true, help = "set an environment variable (NAME alone: the host's value)" },
   { "workdir", short = "w", value = "DIR", help = "working directory of the command" },
+  { "entrypoint", value = "COMMAND", help = "run COMMAND instead of the image's entrypoint (\"\": none)" },
   { "rootfs", value = "DIR", help = "run on this directory instead of an image" },
   { "volume", short = "v", value = "HOST:CTR[:ro]", list = true, help = "bind-mount a host path (repeatable)" },
   { "read-only", help = "mount the container's root read-only" },
@@ -121,8 +123,8 @@ local function env_file_lines(files)
 end
 
 -- the environment from --env-file, then -e (which wins)
-local function env_from(list, files)
-  local env = {}
+local function env_from(list, files, base)
+  local env = base or {}
   local items = env_file_lines(files)
   for _, item in ipairs(list or {}) do items[#items + 1] = item end
   for _, item in ipairs(items) do
@@ -266,9 +268,14 @@ local image
 if not opts.rootfs and args[first] and images.valid_name(args[first]) and images.get(args[first]) then
   image = images.get(args[first])
   first = first + 1
+elseif not opts.rootfs and args[first] and registry.parse(args[first]) then
+  -- a registry's reference is never a command: say what is missing
+  errors.raise(string.format("no image %s in the store: lbox pull %s first (lbox run does not pull)", args[first],
+    args[first]))
 end
-local command = table.move(args, first, #args, 1, {})
-if #command == 0 and image then command = image.manifest.cmd end
+-- the image's Entrypoint and Cmd, Env, WorkingDir and User, as docker applies them
+local settings = images.run_settings(image, table.move(args, first, #args, 1, {}), opts.entrypoint)
+local command = settings.command
 if #command == 0 then
   errors.raise('"lbox run" requires a command to run (see lbox run --help)')
 end
@@ -285,12 +292,13 @@ local spec = {
   volumes = volumes_from(opts.volume),
   read_only = opts["read-only"],
   hostname = opts.hostname,
-  env = env_from(opts.env, opts["env-file"]),
+  env = env_from(opts.env, opts["env-file"], settings.env),
   name = opts.name,
-  user = opts.user,
+  user = opts.user or settings.user,
+  labels = settings.labels,
   keep = opts.detach and not opts.rm,
   accounting = opts.detach, -- lbox stats, for what runs in the background
-  workdir = opts.workdir,
+  workdir = opts.workdir or settings.workdir,
   stdin = opts.interactive,
   tty = opts.tty,
   limits = limits_from(opts),

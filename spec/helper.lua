@@ -329,7 +329,8 @@ function M.changed_lines(old, new)
 end
 
 --- What could leak: mounts, container cgroups, container processes,
--- state in lbox's store (container directories, staging, images,
+-- state in lbox's store (container directories, staging, images, layers,
+-- downloads,
 -- networks and their leases), and the host's interfaces, routes and
 -- lbox's nftables rules.
 function M.snapshot()
@@ -345,6 +346,8 @@ function M.snapshot()
     containers = listing(M.store .. "/containers"),
     staging = listing(M.store .. "/tmp"),
     images = listing(M.store .. "/images"),
+    layers = listing(M.store .. "/layers/sha256"),
+    downloads = listing(M.store .. "/downloads"),
   }
 end
 
@@ -398,6 +401,18 @@ function M.assert_no_leaks(before)
   local expected = {}
   for _, name in ipairs(before.images) do if name ~= "busybox" then expected[#expected + 1] = name end end
   assert.are.same(expected, images, "images added or removed")
+  -- and so may its layer
+  local builtin = cjson.decode(M.read_file(M.store .. "/images/busybox/manifest.json") or "{}").layers or {}
+  local layers = {}
+  for _, hex in ipairs(after.layers) do
+    if "sha256:" .. hex ~= builtin[1] then layers[#layers + 1] = hex end
+  end
+  local expected_layers = {}
+  for _, hex in ipairs(before.layers) do
+    if "sha256:" .. hex ~= builtin[1] then expected_layers[#expected_layers + 1] = hex end
+  end
+  assert.are.same(expected_layers, layers, "layers added or removed")
+  assert.are.same(before.downloads, after.downloads, "downloads left in the store")
   assert.truthy(lfs.attributes("/proc/self/exe"), "the host /proc is broken")
 end
 

@@ -12,6 +12,7 @@ M.USAGE = [=[
 usage: lbox [RECIPE [ARGS...]]
   lbox run [OPTIONS] [IMAGE] [COMMAND [ARG...]]   run a command in a new container (scripts/run.lua)
   lbox image|commit|export ...                   the image store (scripts/image.lua ...)
+  lbox pull|login|logout ...                     images from a registry (scripts/pull.lua ...)
   lbox ps|logs|exec|stop|kill|wait|rm|inspect|stats|top|cp|pause|unpause|restart
                                                  containers (scripts/ps.lua ...)
   lbox network create|ls|inspect|rm ...          networks of containers (scripts/network.lua)

@@ -1,14 +1,18 @@
---- lbox's image store: one directory per image, `rootfs/` and a small
--- `manifest.json`, under $LBOX_STORE/images (default /var/lib/lbox).
--- Imports are checked (lbox.tar) and extracted into a staging directory that
--- becomes the image only when complete, so a failed import leaves nothing.
+--- lbox's image store: an image is a record under $LBOX_STORE/images/NAME
+-- (`manifest.json`: its name, layers bottom first, configuration, id,
+-- size; `config.json`: its OCI image configuration) over layers of the
+-- content-addressed layer store (lbox.layers), shared between images. A
+-- one-layer image also has `rootfs`, a link to its layer. Images from
+-- before layers (a `rootfs` directory, no layers) still run.
+-- Imports are checked (lbox.tar) and unpacked in a staging directory that
+-- becomes a layer only when complete, so a failed import leaves nothing.
 local cjson = require "cjson"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
+local layers = require "lbox.layers"
 local lfs = require "lfs"
 local state = require "lbox.state"
 local store = require "lbox.store"
-local tar = require "lbox.tar"
 
 local M = {}
 
@@ -18,7 +22,7 @@ M.store = store.root
 
 -- Extended attributes of every namespace, file capabilities
 -- (security.capability) and ACLs among them, into and out of images.
-M.TAR_KEEP = "--xattrs --xattrs-include='*' --acls"
+M.TAR_KEEP = layers.TAR_KEEP
 --- Archive the directory `dir`'s own filesystem (not what is mounted in
 -- it) into the tarball `archive` (raising a user error starting with
 -- `what`), with `flags` more for tar. "Changed as we read it" (tar's exit 1)
@@ -34,62 +38,98 @@ local function images_dir()
   return M.store() .. "/images"
 end
 
---- Is `name` usable as an image name?
+--- Is `name` usable as an image name? A registry's references are:
+-- `127.0.0.1:5000/library/alpine:3`, `name@sha256:...`.
 function M.valid_name(name)
-  return type(name) == "string" and #name <= 128 and name:match("^[%w][%w_.:-]*$") ~= nil
+  return type(name) == "string" and #name <= 255 and name:match("^[%w][%w_.:/@-]*$") ~= nil
+    and not name:find("//", 1, true) and not name:find("/%.") and name:sub(-1) ~= "/"
 end
 
 local function check_name(name)
   if not M.valid_name(name) then
-    errors.raise(string.format("invalid image name %q: use letters, digits, '_', '.', ':' and '-'", tostring(name)))
+    errors.raise(string.format("invalid image name %q: use letters, digits, '_', '.', ':', '/', '@' and '-'",
+      tostring(name)))
   end
+end
+
+-- An image's directory: its name, with '/' (never in a file name) as '%'.
+local function image_dir(name)
+  return images_dir() .. "/" .. name:gsub("/", "%%")
+end
+
+local function read_json(path)
+  local ok, value = pcall(cjson.decode, fs.read_file(path) or "")
+  return ok and type(value) == "table" and value or nil
 end
 
 local function read_manifest(dir)
-  local f = io.open(dir .. "/manifest.json")
-  if not f then return nil end
-  local ok, manifest = pcall(cjson.decode, f:read("a"))
-  f:close()
-  return ok and type(manifest) == "table" and manifest or nil
+  return read_json(dir .. "/manifest.json")
 end
 
--- A fresh directory in the store's staging area, removed on failure by `staged`.
-local function staging_dir()
-  local dir = M.store() .. "/tmp/" .. fs.random_hex(8)
-  errors.try("cannot create a staging directory", fs.mkdir_p(dir))
-  return dir
+local by_name, used_layers, remove_record -- below
+
+local function now()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
 end
 
--- Run `fill(dir)` on a staging directory and make the result image `name`.
-local function staged(name, source, fill)
-  local dir = staging_dir()
-  local ok, err = pcall(function()
-    errors.try("cannot create the image", fs.mkdir_p(dir .. "/rootfs"))
-    fill(dir)
-    local manifest = { name = name, source = source, created = os.date("!%Y-%m-%dT%H:%M:%SZ"), cmd = { "sh" } }
-    fs.write_file(dir .. "/manifest.json", cjson.encode(manifest))
+-- Run `fn(dir)` with a staging directory, removed on every way out.
+local function with_staging(fn)
+  return store.with_staging("image", fn)
+end
+
+--- Record image `name` on layers `digests` (bottom first, all in the
+-- layer store) with the OCI image configuration `config` (a table; its
+-- rootfs is filled in) and the record's other fields `fields` (source,
+-- digest of a registry's manifest; replace: an image of that name goes,
+-- and the layers only it used). Under the store lock, so that no
+-- prune takes a layer meanwhile. @return the image (see get)
+function M.record(name, digests, config, fields)
+  check_name(name)
+  fields = fields or {}
+  config.rootfs = { type = "layers", diff_ids = digests }
+  local config_json = cjson.encode(config)
+  local lock <close> = store.lock() -- luacheck: no unused (held until return)
+  local size = 0
+  for _, digest in ipairs(digests) do
+    local info = layers.info(digest)
+    if not info then errors.raise("layer " .. digest .. " went away (pruned meanwhile): try again") end
+    size = size + (info.size or 0)
+  end
+  return with_staging(function(dir)
+    fs.write_file(dir .. "/config.json", config_json)
+    local record = { name = name, created = now(), layers = digests, id = layers.digest_file(dir .. "/config.json"),
+                     size = size, cmd = (config.config or {}).Cmd, source = fields.source, digest = fields.digest }
+    fs.write_file(dir .. "/manifest.json", cjson.encode(record))
+    if #digests == 1 then
+      errors.try("cannot create the image", lfs.link("../../layers/sha256/" .. digests[1]:sub(8) .. "/root",
+        dir .. "/rootfs", true))
+    end
     errors.try("cannot create the image store", fs.mkdir_p(images_dir()))
-    local moved, msg = os.rename(dir, images_dir() .. "/" .. name)
+    local old = fields.replace and by_name(name)
+    if old then remove_record(old.dir, name) end
+    local moved, msg = os.rename(dir, image_dir(name))
     if not moved then
       errors.raise(string.format("cannot store image %q: %s", name,
-        fs.exists(images_dir() .. "/" .. name) and "an image of that name exists" or msg))
+        fs.exists(image_dir(name) .. "/manifest.json") and "an image of that name exists" or msg))
     end
+    if old then layers.collect(used_layers()) end
+    return M.get(name)
   end)
-  if not ok then
-    fs.remove_tree(dir)
-    error(err, 0)
-  end
-  return M.get(name)
+end
+
+-- The configuration of an image made from a tarball or directory: sh.
+local function plain_config()
+  return { architecture = "amd64", os = "linux", created = now(), config = { Cmd = { "sh" } } }
 end
 
 --- The built-in image: Debian's static busybox and its applets, made
--- offline on first use.
+-- offline on first use, as a one-layer image.
 function M.build_default()
   local busybox = fs.find_program("busybox")
   if not busybox then
     errors.raise("the built-in image needs busybox: apt-get install busybox-static (or make deps)")
   end
-  return staged(M.DEFAULT, "built-in from " .. busybox, function(dir)
+  return with_staging(function(dir)
     local root = dir .. "/rootfs"
     for _, sub in ipairs { "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root",
                            "var/tmp", "run", "home" } do
@@ -100,18 +140,79 @@ function M.build_default()
       .. "chroot %s /bin/busybox --install -s", busybox, root, root, root, root, root)
     fs.write_file(root .. "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
     fs.write_file(root .. "/etc/group", "root:x:0:\nnogroup:x:65534:\n")
+    fs.run("cannot build the image", "tar -C %s --numeric-owner --sort=name -cf %s .", root, dir .. "/layer.tar")
+    local digest = layers.add(dir .. "/layer.tar", "the built-in image")
+    local ok, image = pcall(M.record, M.DEFAULT, { digest }, plain_config(), { source = "built-in from " .. busybox })
+    -- another lbox built it meanwhile: theirs will do
+    if not ok then return M.get(M.DEFAULT) or error(image, 0) end
+    return image
   end)
 end
 
---- Image `name`: { name, rootfs, manifest } | nil. The built-in image is made
--- when first asked for.
+function by_name(name)
+  local dir = image_dir(name)
+  local manifest = read_manifest(dir)
+  if not manifest then return nil end
+  local image = { name = name, manifest = manifest, dir = dir, config = {} }
+  if manifest.layers then
+    local roots = {}
+    -- overlayfs's lowerdir lists the top layer first
+    for i = #manifest.layers, 1, -1 do roots[#roots + 1] = layers.dir(manifest.layers[i]) .. "/root" end
+    image.lower = table.concat(roots, ":")
+    image.rootfs = #roots == 1 and roots[1] or nil
+    image.config = (read_json(dir .. "/config.json") or {}).config or {}
+  else -- an image from before layers
+    image.rootfs, image.lower = dir .. "/rootfs", dir .. "/rootfs"
+    image.config = { Cmd = manifest.cmd }
+  end
+  return image
+end
+
+--- Image `name`: { name, lower (overlayfs's lowerdir), rootfs (its one
+-- layer's tree | nil), manifest, config (OCI's Entrypoint, Cmd, Env,
+-- WorkingDir, User, Labels...), dir } | nil. `name` without a tag finds
+-- NAME:latest and NAME:latest finds NAME, as docker's names go. The
+-- built-in image is made when first asked for.
 function M.get(name)
   if not M.valid_name(name) then return nil end
-  local dir = images_dir() .. "/" .. name
-  local manifest = read_manifest(dir)
-  if not manifest and name == M.DEFAULT then return M.build_default() end
-  if not manifest then return nil end
-  return { name = name, rootfs = dir .. "/rootfs", manifest = manifest, dir = dir }
+  local image = by_name(name)
+  if not image and not name:find("[:@][^/]*$") then image = by_name(name .. ":latest") end
+  if not image and name:sub(-7) == ":latest" then image = by_name(name:sub(1, -8)) end
+  if not image and (name == M.DEFAULT or name == M.DEFAULT .. ":latest") then return M.build_default() end
+  return image
+end
+
+--- What the image's configuration makes of `lbox run`: the command
+-- (Entrypoint followed by `args`, or by the image's Cmd when there are
+-- none, as docker combines them; `entrypoint`, --entrypoint's word,
+-- replaces the image's and drops its Cmd, "" leaving none), and the
+-- environment, working directory and user the image asks for.
+-- @return { command, env = { NAME = value }, workdir | nil, user | nil, labels }
+function M.run_settings(image, args, entrypoint)
+  local config = image and image.config or {}
+  local function strings(list)
+    local out = {}
+    for _, word in ipairs(type(list) == "table" and list or {}) do
+      if type(word) == "string" then out[#out + 1] = word end
+    end
+    return out
+  end
+  local command = strings(config.Entrypoint)
+  if entrypoint then command = entrypoint == "" and {} or { entrypoint } end
+  local rest = #args > 0 and args or (entrypoint and {} or strings(config.Cmd))
+  table.move(rest, 1, #rest, #command + 1, command)
+  local env = {}
+  for _, item in ipairs(strings(config.Env)) do
+    local name, value = item:match("^([^=]+)=(.*)$")
+    if name then env[name] = value end
+  end
+  local labels = {}
+  for k, v in pairs(type(config.Labels) == "table" and config.Labels or {}) do
+    if type(k) == "string" and type(v) == "string" then labels[k] = v end
+  end
+  local function text(value) return type(value) == "string" and value ~= "" and value or nil end
+  return { command = command, env = env, workdir = text(config.WorkingDir), user = text(config.User),
+           labels = labels }
 end
 
 local function decompressor(path)
@@ -121,37 +222,32 @@ local function decompressor(path)
   f:close()
   if magic:sub(1, 2) == "\31\139" then return "gzip -dc" end
   if magic == "\253\55\122\88\90\0" then return "xz -dc" end
+  if magic:sub(1, 4) == "\40\181\47\253" then return "zstd -dcq" end
   return "cat"
 end
+M.decompressor = decompressor
 
---- Import a tarball (a `docker export`, plain, .gz or .xz) or a directory
--- as image `name`. Refuses archives that would write outside the image.
+--- Import a tarball (a `docker export`, plain, .gz, .xz or .zst) or a
+-- directory as image `name`, of one layer. Refuses archives that would
+-- write outside the image.
 function M.import(source, name)
   check_name(name)
-  if M.get(name) then errors.raise(string.format("image %q exists: remove it first (lbox image rm %s)", name, name)) end
+  if by_name(name) then errors.raise(string.format("image %q exists: remove it first (lbox image rm %s)", name, name)) end
   local kind = lfs.attributes(source, "mode") -- a link to a directory will do
   if kind ~= "file" and kind ~= "directory" then
     errors.raise(string.format("cannot import %q: no such file or directory", source))
   end
-  return staged(name, source, function(dir)
+  return with_staging(function(dir)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
       -- the directory's own filesystem: not what is mounted inside it
-      M.archive_live("cannot read " .. source, source, archive, "")
+      M.archive_live("cannot read " .. source, source, archive, "--numeric-owner")
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
     end
-    local f = assert(io.open(archive, "rb"))
-    local entries, msg = tar.entries(f)
-    f:close()
-    if not entries then errors.raise(string.format("cannot import %q: %s", source, msg)) end
-    local ok, why = tar.check(entries)
-    if not ok then errors.raise(string.format("cannot import %q: %s", source, why)) end
-    -- as root, GNU tar keeps owners, modes (setuid too), nodes and hard links
-    fs.run("cannot extract " .. source, "tar -xf %s -C %s/rootfs --numeric-owner --no-overwrite-dir "
-      .. M.TAR_KEEP, archive, dir)
-    os.remove(archive)
+    local digest = layers.add(archive, string.format("%q", source))
+    return M.record(name, { digest }, plain_config(), { source = source })
   end)
 end
 
@@ -168,39 +264,106 @@ function M.export(root, file)
   errors.try("cannot export to " .. file, os.rename(partial, file))
 end
 
---- All images, sorted by name.
+
+--- What lbox knows of image `name`: its record and its OCI configuration.
+-- Raises a user error when there is no such image.
+function M.inspect(name)
+  local image = M.get(name)
+  if not image then errors.raise(string.format("no image %q", tostring(name))) end
+  local record = {}
+  for k, v in pairs(image.manifest) do record[k] = v end
+  record.config = read_json(image.dir .. "/config.json") or { config = image.config }
+  return record
+end
+
+--- All images, sorted by name: list of { name, id, size, created, source, layers }.
 function M.list()
   local list = {}
-  for name in fs.dir(images_dir()) do
-    local image = M.valid_name(name) and read_manifest(images_dir() .. "/" .. name)
+  for entry in fs.dir(images_dir()) do
+    local name = entry:gsub("%%", "/")
+    local image = M.valid_name(name) and read_manifest(images_dir() .. "/" .. entry)
     if image then list[#list + 1] = image end
   end
   table.sort(list, function(a, b) return a.name < b.name end)
   return list
 end
 
---- Remove image `name`; refused while a container, running or kept, has
--- it as the lower half of its layer (as docker refuses without -f).
-function M.remove(name)
-  check_name(name)
-  local dir = images_dir() .. "/" .. name
-  -- under the store lock: no container takes the image meanwhile
-  local lock <close> = store.lock() -- luacheck: no unused (held until return)
-  if not read_manifest(dir) then errors.raise(string.format("no image %q", name)) end
+-- The ids of the containers (running, or ended and kept) whose layer lies
+-- on `lower`. Call under the store lock.
+local function users_of(lower)
   state.sweep() -- the dead do not count
   local users = {}
   for _, s in ipairs(state.list()) do
-    if s.lower == dir .. "/rootfs" then users[#users + 1] = s.id:sub(1, 12) end
+    if s.lower == lower then users[#users + 1] = s.id:sub(1, 12) end
   end
-  if #users > 0 then
-    errors.raise(string.format("image %q is used by container%s %s: remove %s first (lbox rm)", name,
-      #users > 1 and "s" or "", table.concat(users, ", "), #users > 1 and "them" or "it"))
+  return users
+end
+
+-- The layers an image or a container uses: a set of digests.
+function used_layers()
+  local used = {}
+  for _, image in ipairs(M.list()) do
+    for _, digest in ipairs(image.layers or {}) do used[digest] = true end
   end
-  -- rename first: a half-removed image is never visible under its name
+  for _, s in ipairs(state.list()) do
+    for hex in (s.lower or ""):gmatch("/layers/sha256/(%x+)/root") do used["sha256:" .. hex] = true end
+  end
+  return used
+end
+
+-- Remove the record at `dir`: renamed first, so that a half-removed image
+-- is never visible under its name.
+function remove_record(dir, name)
   local trash = M.store() .. "/tmp/rm-" .. fs.random_hex(8)
   errors.try("cannot create the store's staging area", fs.mkdir_p(M.store() .. "/tmp"))
   errors.try("cannot remove image " .. name, os.rename(dir, trash))
   fs.remove_tree(trash)
+end
+
+--- Remove image `name` and the layers no other image or container uses;
+-- refused while a container, running or kept, runs on it (as docker
+-- refuses without -f).
+function M.remove(name)
+  check_name(name)
+  -- under the store lock: no container takes the image meanwhile
+  local lock <close> = store.lock() -- luacheck: no unused (held until return)
+  local image = by_name(name) or (not name:find("[:@][^/]*$") and by_name(name .. ":latest"))
+  if not image then errors.raise(string.format("no image %q", name)) end
+  -- another name for the same layers keeps them: only a name goes
+  local other_name = false
+  for _, record in ipairs(M.list()) do
+    local other = record.name ~= image.name and by_name(record.name)
+    other_name = other_name or (other and other.lower == image.lower)
+  end
+  local users = other_name and {} or users_of(image.lower)
+  if #users > 0 then
+    errors.raise(string.format("image %q is used by container%s %s: remove %s first (lbox rm)", name,
+      #users > 1 and "s" or "", table.concat(users, ", "), #users > 1 and "them" or "it"))
+  end
+  remove_record(image.dir, name)
+  layers.collect(used_layers())
+end
+
+--- Remove what nothing uses: layers of no image, downloads a pull left
+-- (lbox.registry resumes them otherwise), the staging directories of lbox
+-- processes that were killed, and with `all`, every image no
+-- container runs on. @return { images = names, layers = digests }
+function M.prune(all)
+  local lock <close> = store.lock() -- luacheck: no unused (held until return)
+  local removed = { images = {}, layers = {} }
+  if all then
+    for _, record in ipairs(M.list()) do
+      local image = by_name(record.name)
+      if image and #users_of(image.lower) == 0 then
+        remove_record(image.dir, image.name)
+        removed.images[#removed.images + 1] = image.name
+      end
+    end
+  end
+  removed.layers = layers.collect(used_layers())
+  errors.try("cannot remove downloads", fs.remove_tree(M.store() .. "/downloads"))
+  store.sweep_staging()
+  return removed
 end
 
 return M

@@ -43,7 +43,9 @@ function M.claim(id, spec, plan, undo)
       end
     end
   end
-  if plan.lower and not fs.exists(plan.lower) then -- removed since the plan was made
+  local removed = false -- since the plan was made
+  for layer in (plan.lower or ""):gmatch("[^:]+") do removed = removed or not fs.exists(layer) end
+  if removed then
     errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
   end
   -- the lock is let go of last: no sweep removes the directory under us
@@ -63,6 +65,7 @@ function M.claim(id, spec, plan, undo)
     created = os.time(), keep = spec.keep, hostname = spec.hostname, env = spec.env, workdir = spec.workdir,
     user = spec.user, lower = plan.lower, capabilities = spec.capabilities, no_new_privileges = spec.no_new_privileges,
     ulimits = plan.ulimits, -- for exec
+    labels = next(spec.labels or {}) and spec.labels or nil, -- the image's, for inspect
   })
   -- for exec, which confines its commands with the same filter
   if plan.seccomp_program then state.write_seccomp_program(id, plan.seccomp_program) end

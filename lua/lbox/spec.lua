@@ -24,7 +24,7 @@ M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
   "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
   "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
-  "ulimits", "shm_size", "extra_hosts", "dns", "init",
+  "ulimits", "shm_size", "extra_hosts", "dns", "init", "labels",
 }
 local KNOWN_FIELDS = {}
 for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
@@ -179,6 +179,12 @@ function M.normalize(spec, labels)
     out.env[name] = value
   end
 
+  out.labels = {}
+  for name, value in pairs(spec.labels or {}) do
+    if type(name) ~= "string" or type(value) ~= "string" then bad("labels", "a table of strings expected") end
+    out.labels[name] = value
+  end
+
   M.check_limits(spec.limits or {}, out.limits, bad)
   M.check_confinement(spec, out, bad)
   return out
@@ -206,7 +212,7 @@ function M.plan(spec, labels)
     if not image then
       errors.raise(string.format("no image %q: see lbox image ls, or import one with lbox image import", spec.image))
     end
-    plan.lower = image.rootfs
+    plan.lower = image.lower -- overlayfs's lowerdir: its layers, the top one first
   end
   local writes, field, msg = cgroups.plan(spec.limits)
   if not writes then bad(field, "%s", msg) end

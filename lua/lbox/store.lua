@@ -22,4 +22,39 @@ function M.lock()
   return setmetatable({ fd = fd }, { __close = function(lock) core.close(lock.fd) end })
 end
 
+--- Run `fn(dir)` on a fresh directory of the store's staging area
+-- (tmp/PREFIX-<hex>), removed on every way out of `fn`. The directory's
+-- `.lock` is held meanwhile: a staging directory whose lock nobody holds
+-- is what a killed lbox left, and sweep_staging removes it.
+-- @return what fn returns
+function M.with_staging(prefix, fn)
+  local dir = M.root() .. "/tmp/" .. prefix .. "-" .. fs.random_hex(8)
+  errors.try("cannot create a staging directory", fs.mkdir_p(dir))
+  local fd = errors.try("cannot create a staging directory", core.open(dir .. "/.lock", "create"))
+  core.flock(fd, "exclusive")
+  local ok, result = pcall(fn, dir)
+  fs.remove_tree(dir)
+  core.close(fd)
+  if not ok then error(result, 0) end
+  return result
+end
+
+--- Remove the staging directories of lbox processes that died: those
+-- whose lock nobody holds, and the trash of removals (tmp/rm-*).
+-- @return how many
+function M.sweep_staging()
+  local count = 0
+  for name in fs.dir(M.root() .. "/tmp") do
+    local dir = M.root() .. "/tmp/" .. name
+    local fd = core.open(dir .. "/.lock", "rw")
+    local dead = name:match("^rm%-") ~= nil
+    if fd then
+      dead = core.flock(fd, "exclusive", "nowait") and true or false
+      core.close(fd)
+    end
+    if dead and fs.remove_tree(dir) then count = count + 1 end
+  end
+  return count
+end
+
 return M
