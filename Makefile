@@ -58,6 +58,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox \
 	  $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox $(DESTDIR)$(PREFIX)/share/lbox/scripts/examples
 	install -m 755 lbox $(DESTDIR)$(PREFIX)/bin/lbox
+	install -m 755 lbox-oci $(DESTDIR)$(PREFIX)/bin/lbox-oci
 	install -p -m 644 lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/lua/lbox/
 	install -p -m 644 build/lua/lbox/*.lua $(DESTDIR)$(PREFIX)/share/lbox/build/lua/lbox/
 	install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/lbox/scripts/
@@ -69,7 +70,7 @@ install: all
 	install -m 644 build/doc/completion/lbox $(DESTDIR)$(PREFIX)/share/bash-completion/completions/lbox
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/share/lbox \
+	rm -rf $(DESTDIR)$(PREFIX)/bin/lbox $(DESTDIR)$(PREFIX)/bin/lbox-oci $(DESTDIR)$(PREFIX)/share/lbox \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/lbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/lbox-*.1 \
 	  $(DESTDIR)$(PREFIX)/share/man/man7/lbox-api.7 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/lbox
 
