@@ -17,12 +17,12 @@ local GLOBAL = {
   synopsis = { "[--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [OPTIONS] [ID] [ARGS...]" },
   summary = "lbox as an OCI runtime: runc's commands on a bundle's config.json",
   description = "The OCI runtime command line, as runc's: create, start, state, kill, delete, run, exec, ps, "
-    .. "list, pause, resume, features, spec. A bundle (config.json and its root) becomes an lbox container, "
+    .. "list, pause, resume, update, features, spec. A bundle (config.json and its root) becomes an lbox container, "
     .. "set up by the same steps as lbox run's; create leaves its init waiting before exec, start lets it go. "
     .. "State lives under --root, one directory per container. Errors: one line, exit 1, also written to "
     .. "--log. lbox-oci is this command under a name for podman --runtime, conmon and containerd.",
   subcommands = { "create", "start", "state", "kill", "delete", "run", "exec", "ps", "list", "pause", "resume",
-                  "features", "spec" },
+                  "update", "features", "spec" },
   options = {
     { "root", value = "DIR", help = "where containers' state lives (default /run/lbox-oci)" },
     { "log", value = "FILE", help = "append errors (and with --debug, what is done) to FILE" },
@@ -256,6 +256,52 @@ function commands.resume(argv)
   local opts, ids = command("resume", "ID", "thaw a paused container", {}, { 1, 1 }, argv)
   if not opts then return 0 end
   oci.pause(ids[1], false)
+  return 0
+end
+
+function commands.update(argv)
+  local opts, ids = command("update", "[--resources FILE] [--memory N] [--cpu-quota N] ... ID",
+    "change the resource limits of a running container", {
+      { "resources", short = "r", value = "FILE", help = "linux.resources of the runtime-spec, as JSON (- for stdin)" },
+      { "memory", value = "BYTES", help = "memory limit" },
+      { "memory-swap", value = "BYTES", help = "memory plus swap limit (-1: unlimited)" },
+      { "cpu-shares", value = "N", help = "relative CPU weight" },
+      { "cpu-quota", value = "USEC", help = "CPU time per period" },
+      { "cpu-period", value = "USEC", help = "the period of --cpu-quota (default 100000)" },
+      { "cpuset-cpus", value = "LIST", help = "CPUs allowed: 0-1,3" },
+      { "cpuset-mems", value = "LIST", help = "memory nodes allowed" },
+      { "pids-limit", value = "N", help = "maximum number of processes" },
+    }, { 1, 1 }, argv)
+  if not opts then return 0 end
+  local resources = {}
+  if opts.resources then
+    local text = opts.resources == "-" and io.read("a") or fs.read_file(opts.resources)
+    if not text then errors.raise("--resources: cannot read " .. opts.resources, 1) end
+    local ok, decoded = pcall(cjson.decode, text)
+    if not ok then errors.raise("--resources: not JSON: " .. tostring(decoded), 1) end
+    resources = decoded
+  end
+  local function number(flag)
+    local value = opts[flag]
+    if value == nil then return nil end
+    local n = math.tointeger(tonumber(value))
+    if not n then errors.raise(string.format("--%s %q: a whole number expected", flag, value), 1) end
+    return n
+  end
+  if type(resources) == "table" then
+    resources.memory = resources.memory or {}
+    resources.cpu = resources.cpu or {}
+    resources.pids = resources.pids or {}
+    resources.memory.limit = number("memory") or resources.memory.limit
+    resources.memory.swap = number("memory-swap") or resources.memory.swap
+    resources.cpu.shares = number("cpu-shares") or resources.cpu.shares
+    resources.cpu.quota = number("cpu-quota") or resources.cpu.quota
+    resources.cpu.period = number("cpu-period") or resources.cpu.period
+    resources.cpu.cpus = opts["cpuset-cpus"] or resources.cpu.cpus
+    resources.cpu.mems = opts["cpuset-mems"] or resources.cpu.mems
+    resources.pids.limit = number("pids-limit") or resources.pids.limit
+  end
+  oci.update_limits(ids[1], oci_config.limits(resources))
   return 0
 end
 

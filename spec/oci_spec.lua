@@ -2,6 +2,7 @@
 -- a bundle made from the built-in busybox image: create/start/state/kill/
 -- delete, run, exec, ps, pause/resume, the console socket, and bad input
 -- (one line, exit 1, nothing left behind).
+local cgroups = require "lbox.cgroups"
 local cjson = require "cjson"
 local core = require "lbox.core"
 local fs = require "lbox.fs"
@@ -191,6 +192,56 @@ describe("lbox oci", function()
     assert.are.equal("e1\n", r.out)
     r = oci("delete", "--force", "e1")
     assert.are.equal(0, r.code, r.err)
+  end)
+
+  it("update changes the limits of a running container", function()
+    write_config(function(config) config.process.args = { "sleep", "1000" } end)
+    local started = oci_detached("run", "--detach", "--bundle", bundle, "u1")
+    assert.are.equal(0, started.code, started.err)
+    local r = oci("update", "--memory", tostring(64 * 1024 * 1024), "--pids-limit", "20", "u1")
+    assert.are.equal(0, r.code, r.err)
+    -- as the container sees its own cgroups
+    local memory = cgroups.unified() and "/sys/fs/cgroup/memory.max" or "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    local pids = cgroups.unified() and "/sys/fs/cgroup/pids.max" or "/sys/fs/cgroup/pids/pids.max"
+    r = oci("exec", "u1", "cat", memory, pids)
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(tostring(64 * 1024 * 1024) .. "\n20\n", r.out)
+    assert_error(oci("update", "--pids-limit", "many", "u1"), '%-%-pids%-limit "many": a whole number expected')
+    assert.are.equal(0, oci("delete", "--force", "u1").code)
+  end)
+
+  it("runs the hooks with the state on stdin, and a recipe named by an annotation", function()
+    local function hook(name)
+      return { path = "/bin/sh", args = { "sh", "-c", "cat > " .. shared .. "/" .. name .. ".json" } }
+    end
+    helper.write_file(shared .. "/recipe.lua", [[
+      return function(box)
+        box:before("pivot_root", "motd", function(ctx)
+          local f = assert(io.open(ctx.spec.root.path .. "/tmp/motd", "w"))
+          f:write("written by a recipe\n")
+          f:close()
+        end)
+      end
+    ]])
+    write_config(function(config)
+      config.process.args = { "sh", "-c", "cat /tmp/motd > /shared/motd; exec sleep 1000" }
+      config.hooks = { prestart = { hook("prestart") }, poststart = { hook("poststart") }, poststop = { hook("poststop") } }
+      config.annotations = { ["org.lbox.recipe"] = shared .. "/recipe.lua", note = "kept" }
+    end)
+    local created = oci_detached("create", "--bundle", bundle, "h1")
+    assert.are.equal(0, created.code, created.err)
+    local prestart = cjson.decode(helper.read_file(shared .. "/prestart.json"))
+    assert.are.equal("created", prestart.status)
+    assert.are.equal(state_of("h1").pid, prestart.pid)
+    assert.are.equal("kept", prestart.annotations.note)
+    assert.is_nil(helper.read_file(shared .. "/poststart.json"))
+    assert.are.equal(0, oci("start", "h1").code)
+    assert.are.equal("h1", cjson.decode(helper.read_file(shared .. "/poststart.json")).id)
+    assert.is_true(helper.eventually(function() return helper.read_file(shared .. "/motd") ~= nil end))
+    assert.are.equal("written by a recipe\n", helper.read_file(shared .. "/motd"))
+    assert.is_nil(helper.read_file(shared .. "/poststop.json"))
+    assert.are.equal(0, oci("delete", "--force", "h1").code)
+    assert.are.equal("stopped", cjson.decode(helper.read_file(shared .. "/poststop.json")).status)
   end)
 
   it("sends the terminal's master over --console-socket", function()

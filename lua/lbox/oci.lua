@@ -17,6 +17,7 @@ local fs = require "lbox.fs"
 local inside = require "lbox.inside"
 local lfs = require "lfs"
 local oci_config = require "lbox.oci_config"
+local spec_check = require "lbox.spec"
 local state = require "lbox.state"
 
 local M = {}
@@ -226,6 +227,23 @@ local function remove_traces(record)
   fs.remove_tree(M.dir(record.id))
 end
 
+--- The annotation that names a Lua recipe for the container.
+M.RECIPE_ANNOTATION = "org.lbox.recipe"
+
+--- Load the recipe at `path` (an absolute path): a Lua chunk returning a
+-- function(box) that adds steps (box:before, box:after, box:replace), as
+-- an lbox run recipe can. Raises (exit 1) when it cannot.
+function M.apply_recipe(box, path)
+  if path:sub(1, 1) ~= "/" then fail("annotation %s: %q is not an absolute path", M.RECIPE_ANNOTATION, path) end
+  local chunk, msg = loadfile(path, "t")
+  if not chunk then fail("annotation %s: %s", M.RECIPE_ANNOTATION, msg) end
+  local add_steps = chunk()
+  if type(add_steps) ~= "function" then
+    fail("annotation %s: %s must return a function(box)", M.RECIPE_ANNOTATION, path)
+  end
+  add_steps(box)
+end
+
 --- Make container `opts.id` of the bundle `opts.bundle`: every mount,
 -- namespace and limit in place, its init waiting before exec (unless
 -- `opts.started`: then it runs). With `opts.foreground` (run), this
@@ -254,6 +272,9 @@ function M.create(opts)
       fail("process.terminal needs --console-socket: the container runs apart from this process")
     end
     local box = container.new(spec, oci_config.LABELS)
+    -- Lua stays in charge: a recipe named by the config adds its steps
+    local recipe = extra.annotations[M.RECIPE_ANNOTATION]
+    if recipe then M.apply_recipe(box, recipe) end
     -- the state lives here, not in lbox's store; the root is the bundle's, as it is
     box:replace("directory", function() end)
     box:replace("rootfs", function(c) c.spec.root = { path = c.spec.rootfs, files = {} } end)
@@ -424,6 +445,39 @@ function M.pause(id, frozen)
   if not frozen and status ~= "paused" then fail("container %s is not paused: %s", id, status) end
   local group = group_of(record) or fail("container %s has no cgroup", id)
   try("cannot " .. (frozen and "pause" or "resume") .. " " .. id, group:freeze(frozen))
+end
+
+--- Change the limits of container `id` (lbox.spec's `limits`, from
+-- lbox.oci_config.limits) in its cgroup, as the host's hierarchies take them.
+function M.update_limits(id, limits)
+  local record = M.find(id)
+  local status = M.status(record)
+  if status == "stopped" or status == "creating" then fail("container %s is not running", id) end
+  local checked = {}
+  spec_check.check_limits(limits, checked, function(field, fmt, ...)
+    fail("%s: " .. fmt, oci_config.LABELS[field] or field, ...)
+  end)
+  local writes, field, msg = cgroups.plan(checked)
+  if not writes then fail("%s: %s", oci_config.LABELS[field] or field, msg) end
+  local group = group_of(record) or fail("container %s has no cgroup", id)
+  local function write(w)
+    if not group.controllers[w[1]] then fail("container %s has no %s cgroup to update", id, w[1]) end
+    local path = cgroups.hierarchy(w[1]) .. "/" .. group.name .. "/" .. w[2]
+    local f, why = io.open(path, "w")
+    local ok = f and f:write(w[3])
+    if f then ok, why = f:close() end
+    return ok, why
+  end
+  -- v1 keeps memory at or below memory+swap: a raise needs the second
+  -- file first, a cut the first; a write refused is tried again last
+  local refused = {}
+  for _, w in ipairs(writes) do
+    if not write(w) then refused[#refused + 1] = w end
+  end
+  for _, w in ipairs(refused) do
+    local ok, why = write(w)
+    if not ok then fail("cannot set %s of %s: %s", w[2], id, tostring(why)) end
+  end
 end
 
 --- Every container's record, by id.

@@ -304,6 +304,15 @@ local function check_resources(linux, spec)
   end
 end
 
+--- The lbox limits (lbox.spec's `limits`) of a runtime-spec resources
+-- object, as `update --resources` gives it. Raises naming the field.
+function M.limits(resources)
+  if type(resources) ~= "table" or is_list(resources) then bad("resources", "an object expected") end
+  local spec = {}
+  check_resources({ resources = resources }, spec)
+  return spec.limits
+end
+
 -- linux.devices: nodes the host has at the same path, as lbox --device gives them
 local function check_devices(linux, spec)
   spec.devices = {}
