@@ -194,6 +194,24 @@ describe("lbox oci", function()
     assert.are.equal(0, r.code, r.err)
   end)
 
+  it("joins a namespace given by path: another container's network", function()
+    write_config(function(config) config.process.args = { "sleep", "1000" } end)
+    local started = oci_detached("run", "--detach", "--bundle", bundle, "n1")
+    assert.are.equal(0, started.code, started.err)
+    local pid = math.tointeger(state_of("n1").pid)
+    local netns = require("lfs").symlinkattributes("/proc/" .. pid .. "/ns/net", "target")
+    write_config(function(config)
+      for _, ns in ipairs(config.linux.namespaces) do
+        if ns.type == "network" then ns.path = "/proc/" .. pid .. "/ns/net" end
+      end
+      config.process.args = { "readlink", "/proc/self/ns/net" }
+    end)
+    local r = oci("run", "--bundle", bundle, "n2")
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(netns .. "\n", r.out)
+    assert.are.equal(0, oci("delete", "--force", "n1").code)
+  end)
+
   it("update changes the limits of a running container", function()
     write_config(function(config) config.process.args = { "sleep", "1000" } end)
     local started = oci_detached("run", "--detach", "--bundle", bundle, "u1")
