@@ -67,5 +67,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_nft(L);
   lbox_open_nftset(L);
   lbox_open_port(L);
+  lbox_open_sock(L);
   return 1;
 }

@@ -27,14 +27,17 @@ static int fd_pipe(lua_State *L) {
   return 2;
 }
 
-/* open(path [, "r"|"w"|"rw"|"create"|"append"|"directory"]) -> fd | fail, msg, errno
+/* open(path [, "r"|"w"|"rw"|"create"|"append"|"directory"|"path"|"nonblock"]) -> fd | fail, msg, errno
  * "create" opens for writing, creating the file (mode 0600); "append" as
  * well, every write going to the end; "directory" opens a directory, say a
- * cgroup for clone. See open(2). */
+ * cgroup for clone; "path" names a file without opening it (O_PATH: a
+ * fifo opened again later through /proc/self/fd); "nonblock" reads without
+ * waiting (a fifo's reader opens at once). See open(2). */
 static int fd_open(lua_State *L) {
-  static const char *const modes[] = {"r", "w", "rw", "create", "append", "directory", NULL};
+  static const char *const modes[] = {"r", "w", "rw", "create", "append", "directory", "path", "nonblock", NULL};
   static const int mode_flags[] = {O_RDONLY, O_WRONLY, O_RDWR, O_WRONLY | O_CREAT,
-                                   O_WRONLY | O_CREAT | O_APPEND, O_RDONLY | O_DIRECTORY};
+                                   O_WRONLY | O_CREAT | O_APPEND, O_RDONLY | O_DIRECTORY,
+                                   O_PATH, O_RDONLY | O_NONBLOCK};
   const char *path = luaL_checkstring(L, 1);
   int flags = mode_flags[luaL_checkoption(L, 2, "r", modes)];
   int fd;

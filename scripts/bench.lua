@@ -12,6 +12,7 @@
 --   (d) networks: what joining lbox's default bridge network adds, and a
 --       published port (reference: lbox run with a loopback only). podman and
 --       docker are not Debian packages lbox depends on: not compared here.
+-- lbox oci run (lbox as an OCI runtime) runs the same bundles as runc and crun.
 -- Each line gives the wall time and the CPU time (user + system, the
 -- process's and its children's, as hyperfine reads them): on a machine
 -- shared with other work, wall times wander with the load, CPU time much
@@ -168,6 +169,12 @@ local ok, err = pcall(function()
   end
   local bundle = have("runc") and oci_bundle("plain")
   local limited_bundle = bundle and oci_bundle("limited", MEMORY)
+  if bundle then
+    -- lbox as an OCI runtime, on the same bundles as runc and crun
+    local oci_run = lbox .. " oci.lua --root " .. work .. "/oci-root run -b "
+    plain[#plain + 1] = { "lbox oci run (busybox root)", oci_run .. bundle .. " lbox-bench" }
+    limited[#limited + 1] = { "lbox oci run -m 100m (busybox root)", oci_run .. limited_bundle .. " lbox-bench" }
+  end
   for _, runtime in ipairs { "runc", "crun" } do
     local run = bundle and have(runtime) and runtime .. " run -b "
     if run and works(run .. bundle .. " lbox-bench-probe") then

@@ -2,7 +2,7 @@
 local cjson = require "cjson"
 local errors = require "lbox.errors"
 local images = require "lbox.images"
-local oci = require "lbox.oci"
+local oci_layout = require "lbox.oci_layout"
 local options = require "lbox.options"
 
 local IMAGE = {
@@ -33,10 +33,10 @@ function commands.import(source, name, extra)
   local layout = source:match("^oci:(.+)$")
   local image
   if source:match("^docker%-archive:.") then
-    image = oci.import_docker_archive(source:match("^docker%-archive:(.+)$"), name)
+    image = oci_layout.import_docker_archive(source:match("^docker%-archive:(.+)$"), name)
   elseif layout then
-    local dir, tag = oci.parse(layout)
-    image = oci.import(dir, tag, name)
+    local dir, tag = oci_layout.parse(layout)
+    image = oci_layout.import(dir, tag, name)
   else
     image = images.import(source, name)
   end
@@ -46,8 +46,8 @@ end
 function commands.save(name, destination, extra)
   local layout = destination and destination:match("^oci:(.+)$")
   if not name or not layout or extra then errors.raise("usage: lbox image save NAME oci:DIR[:TAG]") end
-  local dir, tag = oci.parse(layout)
-  oci.save(name, dir, tag)
+  local dir, tag = oci_layout.parse(layout)
+  oci_layout.save(name, dir, tag)
 end
 
 -- Sizes as docker shows them: decimal units, three digits.

@@ -14,6 +14,8 @@ M.root = lfs.currentdir()
 M.lbox = M.root .. "/lbox"
 M.fixtures = M.root .. "/spec/fixtures"
 M.store = os.getenv("LBOX_STORE") or "/var/lib/lbox"
+--- The state root (--root) the specs give lbox oci: beside the store.
+M.oci_root = M.store .. "-oci"
 --- lbox run arguments that make the fixtures visible at /fixtures, read-only.
 M.WITH_FIXTURES = { "-v", M.fixtures .. ":/fixtures:ro" }
 M.PROBE = "/fixtures/probe.sh"
@@ -261,6 +263,11 @@ local function lines_of(text)
   return lines
 end
 
+local function contains_name(list, name)
+  for _, item in ipairs(list) do if item == name then return true end end
+  return false
+end
+
 --- The host's network interfaces, by name.
 function M.links()
   return listing("/sys/class/net")
@@ -348,6 +355,7 @@ function M.snapshot()
     images = listing(M.store .. "/images"),
     layers = listing(M.store .. "/layers/sha256"),
     downloads = listing(M.store .. "/downloads"),
+    oci = listing(M.oci_root),
   }
 end
 
@@ -366,6 +374,9 @@ function M.assert_no_leaks(before)
   end
   -- report this test's leaks (from `after`), but let later tests start clean
   if #after.containers > 0 then M.lbox_run { "rm", "-f", table.unpack(after.containers) } end
+  for _, id in ipairs(after.oci) do
+    if not contains_name(before.oci, id) then M.exec { M.root .. "/lbox-oci", "--root", M.oci_root, "delete", "--force", id } end
+  end
   for _, pid in ipairs(children()) do
     core.kill(pid, core.SIGKILL)
     core.waitpid(pid)
@@ -381,6 +392,7 @@ function M.assert_no_leaks(before)
   assert.are.same({}, children(), "child processes left behind")
   assert.are.same({}, M.changed_lines(before.mounts, after.mounts), "the host mount table changed")
   assert.are.same({}, after.containers, "container directories left in the store")
+  assert.are.same(before.oci, after.oci, "OCI containers' state left under " .. M.oci_root)
   assert.are.same({}, after.staging, "staging directories left in the store")
   assert.are.same(before.links, after.links, "network interfaces left behind")
   assert.are.same(before.routes, after.routes, "routes left behind")

@@ -133,8 +133,9 @@ M.start_steps = {
     c.undo:push("close the joined namespaces", function() c:close_joined() end)
     c.join_fds = {}
     for name, pid in pairs(c.spec.join) do
-      c.join_fds[name] = try("cannot open the " .. name .. " namespace of process " .. pid,
-        core.open("/proc/" .. pid .. "/ns/" .. name))
+      -- a process's, or a namespace by path (one bind-mounted, say)
+      local path = type(pid) == "string" and pid or "/proc/" .. pid .. "/ns/" .. name
+      c.join_fds[name] = try("cannot open the " .. name .. " namespace " .. path, core.open(path))
     end
   end },
   { "clone", function(c)
@@ -175,7 +176,9 @@ M.start_steps = {
     end)
     c:close_fds("sync_read", "error_write", "pty_slave")
     -- the start time with the pid: kill, stop, rm and exec check it (lbox.state.open_process)
-    state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
+    if c.has_directory then
+      state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
+    end
   end },
   { "join_cgroup", function(c)
     if c.born_in_cgroup then
@@ -256,6 +259,22 @@ end
 --- Run `fn(ctx)` just after the step called `anchor`. @see before
 function Container:after(anchor, name, fn)
   return insert_step(self, anchor, 1, name, fn)
+end
+
+--- Run `fn(ctx)` in place of the step called `name` (which keeps its
+-- name and place; a function that does nothing drops it). @return self
+function Container:replace(name, fn)
+  if self.state ~= "created" then error("steps can only change before start", 2) end
+  for _, steps in ipairs { self.start_steps, self.init_steps } do
+    for i, step in ipairs(steps) do
+      if step[1] == name then
+        -- a new entry: the default lists' entries are shared by every container
+        steps[i] = { name, fn }
+        return self
+      end
+    end
+  end
+  error(string.format("no step %q (see lbox.start_steps and lbox.init_steps)", tostring(name)), 2)
 end
 
 --- The names of this container's steps, in order: start steps, then init steps.
@@ -477,6 +496,19 @@ function Container:destroy()
 end
 
 Container.__close = Container.destroy
+
+--- Let go of a started container without ending it: it outlives this
+-- process (lbox oci create), which closes what it holds of it and forgets
+-- what its start took. Whoever ends the container gives those back
+-- (lbox oci delete: the process, the cgroup).
+function Container:release()
+  self:close_fds("sync_read", "sync_write", "error_read", "error_write", "pty_master", "pty_slave")
+  if self.cgroup then self.cgroup:unlock() end
+  self.undo = undo.new()
+  self.state = "released"
+  live[self] = nil
+  return self
+end
 
 --- A container started by another lbox (a detached one's monitor), from
 -- its recorded state, for exec, stats and kill: its PID 1 held by a pidfd,

@@ -2,6 +2,7 @@
 -- (POSIX execvp), with docker's exit codes when it fails.
 local core = require "lbox.core"
 local errors = require "lbox.errors"
+local lfs = require "lfs"
 
 local M = {}
 
@@ -55,6 +56,29 @@ function M.execvp(argv, env)
     end
   end
   if denied then fail(denied, core.EACCES, denied_msg) end
+  errors.raise(string.format("exec %q: executable file not found in $PATH", file), errors.codes.not_found)
+end
+
+--- Where execvp would find `argv[1]`, checked now: the OCI runtime's
+-- create says "not found" before the container waits for start, as runc.
+-- @return path; raises 127 when not found, 126 when not executable
+function M.lookup(argv, env)
+  local file = argv[1]
+  local function usable(path)
+    local ok, _, errno = core.access(path, "execute")
+    if ok and lfs.attributes(path, "mode") == "file" then return true end
+    if ok or errno == core.EACCES then fail(path, core.EACCES, "permission denied") end
+    return false
+  end
+  if file == "" then errors.raise('exec "": executable file not found in $PATH', errors.codes.not_found) end
+  if file:find("/", 1, true) then
+    if not usable(file) then fail(file, core.ENOENT) end
+    return file
+  end
+  for dir in ((env.PATH or M.DEFAULT_PATH) .. ":"):gmatch("([^:]*):") do
+    local path = (dir == "" and "." or dir) .. "/" .. file
+    if lfs.attributes(path) and usable(path) then return path end
+  end
   errors.raise(string.format("exec %q: executable file not found in $PATH", file), errors.codes.not_found)
 end
 

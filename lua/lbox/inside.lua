@@ -107,19 +107,32 @@ M.steps = {
     if ctx.spec.network_config then network.configure_inside(ctx.spec.network_config) end
   end },
   { "mount_root", function(ctx) mounts.mount_root(ctx.spec.root, ctx.spec.read_only, ctx.plan.nodev) end },
-  { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },
-  { "mount_sys", function(ctx) mounts.mount_sys(ctx.spec.root) end },
-  { "mount_cgroups", function(ctx)
-    mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths, ctx.spec.namespaces.cgroup)
+  -- a spec's own list of mounts (an OCI config's) replaces lbox's /proc,
+  -- /sys, cgroups and /dev
+  { "mount_list", function(ctx)
+    if ctx.spec.mounts then mounts.mount_list(ctx.spec.root, ctx.spec.mounts, ctx) end
   end },
-  { "mount_dev", function(ctx) mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end },
+  { "mount_proc", function(ctx) if not ctx.spec.mounts then mounts.mount_proc(ctx.spec.root) end end },
+  { "mount_sys", function(ctx) if not ctx.spec.mounts then mounts.mount_sys(ctx.spec.root) end end },
+  { "mount_cgroups", function(ctx)
+    if not ctx.spec.mounts then
+      mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths, ctx.spec.namespaces.cgroup)
+    end
+  end },
+  { "mount_dev", function(ctx)
+    if not ctx.spec.mounts then mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end
+  end },
   { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes, ctx.plan.nodev) end },
   { "mount_tmpfs", function(ctx) mounts.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) mounts.mount_etc_files(ctx.spec.root) end },
   -- the planned nodes: --device ones, or the host's with --privileged
   { "devices", function(ctx) mounts.make_devices(ctx.spec.root, ctx.plan.devices) end },
+  -- in the container's /proc, before mask_paths makes /proc/sys read-only
+  { "sysctl", function(ctx) mounts.write_sysctl(ctx.spec.root, ctx.spec.sysctl) end },
   { "mask_paths", function(ctx)
-    if not ctx.spec.privileged then mounts.mask_paths(ctx.spec.root) end
+    if not ctx.spec.privileged then
+      mounts.mask_paths(ctx.spec.root, ctx.spec.masked_paths, ctx.spec.readonly_paths)
+    end
   end },
   { "pivot_root", function(ctx) mounts.pivot(ctx.spec.root) end },
   { "workdir", function(ctx)
@@ -164,6 +177,15 @@ M.steps = {
         ok, msg = core.setrlimit(name, hard, hard)
       end
       try("cannot set the " .. name .. " limit", ok, msg)
+    end
+  end },
+  { "oom_score_adj", function(ctx)
+    -- while lbox may still lower it (CAP_SYS_RESOURCE)
+    if ctx.spec.oom_score_adj then
+      local f, msg = io.open("/proc/self/oom_score_adj", "w")
+      local ok = f and f:write(tostring(ctx.spec.oom_score_adj))
+      if f then ok, msg = f:close() end
+      try("cannot set the OOM score adjustment", ok, msg)
     end
   end },
   { "keyring", function() confine.new_keyring() end },

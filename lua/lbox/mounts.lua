@@ -2,6 +2,7 @@
 -- namespace, in the order lbox.inside's steps give, up to pivot_root and
 -- --read-only. Paths in the image are resolved by lbox.paths, never
 -- outside the root.
+local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
@@ -131,6 +132,17 @@ end
 function M.mount_dev(root, console, shm_size)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
+  M.dev_nodes(dev)
+  for _, sub in ipairs { "pts", "shm", "mqueue" } do lfs.mkdir(dev .. "/" .. sub) end
+  mount("/dev/pts", "devpts", dev .. "/pts", "devpts", NOSUID | NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+  mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=1777,size=" .. (shm_size or 65536 * 1024))
+  mount("/dev/mqueue", "mqueue", dev .. "/mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
+  M.dev_console(dev, console)
+end
+
+--- The device nodes and links every container's /dev has, in the
+-- directory `dev` (a fresh tmpfs).
+function M.dev_nodes(dev)
   -- the modes asked for, whatever umask lbox was started with
   local umask = core.umask(0)
   for _, d in ipairs(DEVICES) do
@@ -142,12 +154,14 @@ function M.mount_dev(root, console, shm_size)
   end
   core.umask(umask)
   for name, target in pairs(DEV_LINKS) do
-    try("cannot link /dev/" .. name, lfs.link(target, dev .. "/" .. name, true))
+    if not lfs.symlinkattributes(dev .. "/" .. name) then
+      try("cannot link /dev/" .. name, lfs.link(target, dev .. "/" .. name, true))
+    end
   end
-  for _, sub in ipairs { "pts", "shm", "mqueue" } do lfs.mkdir(dev .. "/" .. sub) end
-  mount("/dev/pts", "devpts", dev .. "/pts", "devpts", NOSUID | NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
-  mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=1777,size=" .. (shm_size or 65536 * 1024))
-  mount("/dev/mqueue", "mqueue", dev .. "/mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
+end
+
+--- The terminal `console` (a pty's slave path | nil) as `dev`/console.
+function M.dev_console(dev, console)
   if console then
     fs.write_file(dev .. "/console", "")
     mount("/dev/console", console, dev .. "/console", nil, BIND)
@@ -199,9 +213,10 @@ function M.mount_etc_files(root)
   end
 end
 
---- Hide what docker hides, make read-only what it makes read-only.
-function M.mask_paths(root)
-  for _, path in ipairs(M.MASKED_PATHS) do
+--- Hide what docker hides (or the paths `masked`), make read-only what it
+-- makes read-only (or the paths `readonly`).
+function M.mask_paths(root, masked, readonly)
+  for _, path in ipairs(masked or M.MASKED_PATHS) do
     local target = root.path .. path
     local kind = fs.kind(target)
     if kind == "directory" then
@@ -210,12 +225,110 @@ function M.mask_paths(root)
       mount(path, root.path .. "/dev/null", target, nil, BIND)
     end
   end
-  for _, path in ipairs(M.READONLY_PATHS) do
+  for _, path in ipairs(readonly or M.READONLY_PATHS) do
     local target = root.path .. path
     if fs.kind(target) then
       mount(path, target, target, nil, BIND | REC)
       read_only_tree(path, target, ATTR_LOCKED_DOWN)
     end
+  end
+end
+
+-- A mount's options (the OCI runtime-spec's words) as mount(2) flags that
+-- set or clear, propagation, and the rest as the filesystem's data.
+local OPTION_FLAGS = {
+  ro = { RDONLY }, rw = { RDONLY, true }, nosuid = { NOSUID }, suid = { NOSUID, true },
+  nodev = { NODEV }, dev = { NODEV, true }, noexec = { NOEXEC }, exec = { NOEXEC, true },
+  sync = { core.MS_SYNCHRONOUS }, async = { core.MS_SYNCHRONOUS, true }, dirsync = { core.MS_DIRSYNC },
+  mand = { core.MS_MANDLOCK }, nomand = { core.MS_MANDLOCK, true },
+  atime = { core.MS_NOATIME, true }, noatime = { core.MS_NOATIME },
+  diratime = { core.MS_NODIRATIME, true }, nodiratime = { core.MS_NODIRATIME },
+  relatime = { core.MS_RELATIME }, norelatime = { core.MS_RELATIME, true },
+  strictatime = { core.MS_STRICTATIME }, nostrictatime = { core.MS_STRICTATIME, true },
+  bind = { BIND }, rbind = { BIND | REC }, remount = { REMOUNT }, defaults = { 0 },
+}
+local PROPAGATION = {
+  private = core.MS_PRIVATE, rprivate = core.MS_PRIVATE | REC, shared = core.MS_SHARED,
+  rshared = core.MS_SHARED | REC, slave = core.MS_SLAVE, rslave = core.MS_SLAVE | REC,
+  unbindable = core.MS_UNBINDABLE, runbindable = core.MS_UNBINDABLE | REC,
+}
+
+--- Is `option` one a mount list entry may have (else it goes to the
+-- filesystem as data, as "mode=755" does)? For lbox.oci_config.
+function M.known_option(option)
+  return OPTION_FLAGS[option] ~= nil or PROPAGATION[option] ~= nil or option == "rro"
+end
+
+--- `options` (a list of words) as flags, propagation flags, data, and
+-- whether the tree is to be read-only recursively (rro).
+local function parse_options(options)
+  local flags, propagation, data, recursive_ro = 0, {}, {}, false
+  for _, option in ipairs(options or {}) do
+    local flag = OPTION_FLAGS[option]
+    if flag then
+      flags = flag[2] and (flags & ~flag[1]) or (flags | flag[1])
+    elseif PROPAGATION[option] then
+      propagation[#propagation + 1] = PROPAGATION[option]
+    elseif option == "rro" then
+      recursive_ro = true
+    else
+      data[#data + 1] = option
+    end
+  end
+  return flags, propagation, #data > 0 and table.concat(data, ",") or nil, recursive_ro
+end
+
+--- The spec's `mounts`, in order, inside the root: each { destination,
+-- type, source, options } as the OCI runtime-spec means it. They replace
+-- lbox's own /proc, /sys, cgroups and /dev; a tmpfs at /dev gets the usual
+-- nodes and links (and the console), a cgroup file system lbox's view of
+-- the container's groups (v1 or v2), a sysfs the host's, read-only, where
+-- the kernel refuses a new one. `nodev`: binds are nodev (lbox.spec.plan).
+function M.mount_list(root, list, ctx)
+  for _, m in ipairs(list) do
+    local flags, propagation, data, recursive_ro = parse_options(m.options)
+    local is_bind = flags & BIND ~= 0
+    local source = m.source
+    if is_bind and source and source:sub(1, 1) ~= "/" then
+      errors.raise(string.format("mount %s: a bind mount's source must be an absolute path", m.destination))
+    end
+    local target = ensure(root.path, m.destination, is_bind and fs.kind(source) ~= "directory")
+    if m.type == "cgroup" or m.type == "cgroup2" then
+      if m.destination ~= "/sys/fs/cgroup" then
+        errors.raise(string.format("mount %s: lbox mounts cgroups at /sys/fs/cgroup only", m.destination))
+      end
+      M.mount_cgroups(root, cgroups.unified(), ctx.spec.cgroup_paths, ctx.spec.namespaces.cgroup)
+    elseif m.type == "sysfs" and not is_bind then
+      if not core.mount("sysfs", target, "sysfs", flags) then
+        mount(m.destination, "/sys", target, nil, BIND | REC)
+        read_only_tree(m.destination, target, ATTR_LOCKED_DOWN)
+      end
+    elseif is_bind then
+      mount(m.destination, source, target, nil, flags & (BIND | REC))
+      if ctx.plan.nodev then no_devices(m.destination, target) end
+      local rest = flags & ~(BIND | REC)
+      if rest ~= 0 then mount(m.destination, nil, target, nil, REMOUNT | BIND | rest) end
+    else
+      mount(m.destination, source or m.type, target, m.type, flags, data)
+      if m.destination == "/dev" and m.type == "tmpfs" then
+        M.dev_nodes(target)
+        M.dev_console(target, ctx.console)
+      end
+    end
+    for _, how in ipairs(propagation) do mount(m.destination, nil, target, nil, how) end
+    if recursive_ro then read_only_tree(m.destination, target) end
+  end
+end
+
+--- Write each `sysctl` (name -> value, "net.ipv4.ip_forward") under the
+-- container's /proc/sys, mounted by then.
+function M.write_sysctl(root, sysctl)
+  for name, value in pairs(sysctl) do
+    local path = root.path .. "/proc/sys/" .. name:gsub("%.", "/")
+    local f, msg = io.open(path, "w")
+    local ok = f and f:write(value)
+    if f then ok, msg = f:close() end
+    if not ok then errors.raise(string.format("cannot set sysctl %s: %s", name, tostring(msg))) end
   end
 end
 

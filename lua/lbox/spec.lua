@@ -25,6 +25,7 @@ M.FIELDS = {
   "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
   "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
   "ulimits", "shm_size", "extra_hosts", "dns", "init", "labels",
+  "mounts", "masked_paths", "readonly_paths", "sysctl", "oom_score_adj",
 }
 local KNOWN_FIELDS = {}
 for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
@@ -156,8 +157,9 @@ function M.normalize(spec, labels)
   for name, target in pairs(spec.join or {}) do
     if not JOINABLE_NAMESPACES[name] then bad("join", "cannot join a %q namespace (net, ipc, uts, pid)", tostring(name)) end
     local pid = type(target) == "table" and target.state == "running" and target.pid or target
-    if math.type(pid) ~= "integer" or pid <= 0 then
-      bad("join", "%s: a running container or a process id expected", name)
+    local is_path = type(pid) == "string" and pid:sub(1, 1) == "/"
+    if not is_path and (math.type(pid) ~= "integer" or pid <= 0) then
+      bad("join", "%s: a running container, a process id or a namespace's absolute path expected", name)
     end
     out.join[name] = pid
     out.namespaces[name] = nil -- joined, not made
@@ -187,7 +189,59 @@ function M.normalize(spec, labels)
 
   M.check_limits(spec.limits or {}, out.limits, bad)
   M.check_confinement(spec, out, bad)
+  M.check_filesystem(spec, out, bad)
   return out
+end
+
+local function absolute_paths(list, field, bad)
+  if list == nil then return nil end
+  if type(list) ~= "table" then bad(field, "a list of absolute paths expected") end
+  local out = {}
+  for i, path in ipairs(list) do
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" then bad(field, "item %d is not an absolute path", i) end
+    out[i] = path
+  end
+  return out
+end
+
+--- Check the fields an OCI config brings (lbox.oci_config) into `out`:
+-- mounts { destination, type, source, options }, masked_paths and
+-- readonly_paths (in place of docker's), sysctl (name -> value),
+-- oom_score_adj.
+function M.check_filesystem(spec, out, bad)
+  if spec.mounts ~= nil then
+    if type(spec.mounts) ~= "table" then bad("mounts", "a list of mounts expected") end
+    out.mounts = {}
+    for i, m in ipairs(spec.mounts) do
+      if type(m) ~= "table" or type(m.destination) ~= "string" or m.destination:sub(1, 1) ~= "/" then
+        bad("mounts", "mount %d: destination must be an absolute path in the container", i)
+      end
+      for _, key in ipairs { "type", "source" } do
+        if m[key] ~= nil and type(m[key]) ~= "string" then bad("mounts", "mount %d: %s must be a string", i, key) end
+      end
+      local options = {}
+      for j, option in ipairs(m.options or {}) do
+        if type(option) ~= "string" then bad("mounts", "mount %d: option %d is not a string", i, j) end
+        options[j] = option
+      end
+      out.mounts[i] = { destination = m.destination, type = m.type, source = m.source, options = options }
+    end
+  end
+  out.masked_paths = absolute_paths(spec.masked_paths, "masked_paths", bad)
+  out.readonly_paths = absolute_paths(spec.readonly_paths, "readonly_paths", bad)
+  out.sysctl = {}
+  for name, value in pairs(spec.sysctl or {}) do
+    if type(name) ~= "string" or not name:match("^[%w_][%w_.-]*$") or name:find("%.%.") or type(value) ~= "string" then
+      bad("sysctl", "%q is not a name = \"value\" pair", tostring(name))
+    end
+    out.sysctl[name] = value
+  end
+  if spec.oom_score_adj ~= nil then
+    if math.type(spec.oom_score_adj) ~= "integer" or spec.oom_score_adj < -1000 or spec.oom_score_adj > 1000 then
+      bad("oom_score_adj", "a whole number from -1000 to 1000 expected")
+    end
+    out.oom_score_adj = spec.oom_score_adj
+  end
 end
 
 --- What starting the normalized `spec` takes from the host, checked before
