@@ -200,8 +200,12 @@ local function cache_key(source, caps)
   local parts = {}
   if source == "default" then
     parts[1] = "default"
-    -- this file and the profile's, wherever lbox loads them from
+    -- this file and the profile's, wherever lbox loads them from; a
+    -- precompiled copy names its source relative to lbox's root (luac ran
+    -- there), which the current directory need not be
     local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+    local cli = package.loaded["lbox.cli"]
+    if dir:sub(1, 1) ~= "/" and cli and cli.root then dir = cli.root .. "/" .. dir end
     for _, file in ipairs { "seccomp.lua", "seccomp_default.lua" } do
       local attr = lfs.attributes(dir .. file)
       if not attr then return nil end
