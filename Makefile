@@ -12,7 +12,8 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -fPIC $$(pkg-config --cflags $(PKGS)
 LDLIBS = $$(pkg-config --libs $(PKGS))
 
 CORE_SRC = core/core.c core/ns.c core/mount.c core/proc.c core/signal.c \
-           core/fd.c core/tty.c core/cgroup.c core/net.c core/nft.c core/seccomp.c core/bpf.c
+           core/fd.c core/tty.c core/cgroup.c core/net.c core/nft.c core/seccomp.c core/bpf.c \
+           core/clock.c
 CORE_OBJ = $(CORE_SRC:core/%.c=build/%.o)
 
 BUSTED = $(LUA) /usr/bin/busted

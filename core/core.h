@@ -29,6 +29,7 @@ void lbox_open_net(lua_State *L);
 void lbox_open_seccomp(lua_State *L);
 void lbox_open_bpf(lua_State *L);
 void lbox_open_nft(lua_State *L);
+void lbox_open_clock(lua_State *L);
 
 int luaopen_lbox_core(lua_State *L);
 
