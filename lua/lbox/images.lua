@@ -8,7 +8,7 @@ local fs = require "lbox.fs"
 local lfs = require "lfs"
 local state = require "lbox.state"
 local store = require "lbox.store"
-local tar = require "lbox.tar"
+local tar = require "lbox.lazy" "lbox.tar"
 
 local M = {}
 
