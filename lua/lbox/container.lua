@@ -174,8 +174,6 @@ M.start_steps = {
       return true
     end)
     c:close_fds("sync_read", "error_write", "pty_slave")
-    -- the start time with the pid: kill, stop, rm and exec check it (lbox.state.open_process)
-    state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
   end },
   { "join_cgroup", function(c)
     if c.born_in_cgroup then
@@ -193,6 +191,11 @@ M.start_steps = {
     -- sync 1: the child is in its cgroup (and on its network) and may go on
     try("cannot release the container's init", core.write(c.sync_write, inside.GO))
     c:close_fds("sync_write")
+  end },
+  { "record", function(c)
+    -- while the init mounts the root: the pid with its start time, which
+    -- kill, stop, rm and exec check (lbox.state.open_process)
+    state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
   end },
   { "await_exec", function(c)
     -- sync 2: the error pipe is close-on-exec: end of file without a word means exec worked
