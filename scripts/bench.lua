@@ -45,7 +45,8 @@ local GROWTH_ROUNDS = 15
 local PARALLEL = { count = 100, width = 8, rounds = 3 }
 local MEMORY = 100 * 1024 * 1024
 local work = "/tmp/lbox-bench." .. core.getpid()
-local lbox = cli.root .. "/lbox"
+-- LBOX_BENCH_LBOX: another lbox binary to measure (an older build, for a before/after)
+local lbox = os.getenv("LBOX_BENCH_LBOX") or cli.root .. "/lbox"
 -- a cgroup parent of the benchmark's own: its sweeps touch nothing else's
 local CGROUP_PARENT = "lbox-bench"
 
