@@ -31,22 +31,26 @@ local options = require "lbox.options"
 
 local opts, args = options.command({
   name = "bench", synopsis = { "[RUNS]" }, summary = "measure lbox run's start-up time and memory against others",
-  description = "Start-up time (RUNS alternating rounds, 100 by default), peak memory, the store's growth and "
+  description = "Start-up time (RUNS alternating rounds, 50 by default), peak memory, the store's growth and "
     .. "parallel starts of lbox run next to crun, runc, bwrap and unshare; a runtime that is not installed is "
     .. "left out.",
   operands = { 0, 1 },
 }, { ... })
 if not opts then return 0 end
-local runs = tonumber(args[1]) or 100
+local runs = tonumber(args[1]) or 50
 local WARMUP = 5
 local MEMORY_RUNS = 11
-local GROWTH = os.getenv("LBOX_BENCH_QUICK") and { 0, 5, 10 } or { 0, 50, 500 }
-local GROWTH_ROUNDS = 15
-local PARALLEL = { count = 100, width = 8, rounds = 3 }
+-- LBOX_BENCH_QUICK: small numbers, to try the benchmark itself out
+local quick = os.getenv("LBOX_BENCH_QUICK")
+local GROWTH = quick and { 0, 5, 10 } or { 0, 50, 500 }
+local GROWTH_ROUNDS = quick and 3 or 11
+local PARALLEL = { count = quick and 16 or 100, width = 8, rounds = quick and 1 or 3 }
 local MEMORY = 100 * 1024 * 1024
 local work = "/tmp/lbox-bench." .. core.getpid()
--- LBOX_BENCH_LBOX: another lbox binary to measure (an older build, for a before/after)
+-- LBOX_BENCH_LBOX: another lbox binary to measure; LBOX_BENCH_BEFORE: an
+-- older build measured in the same rounds, for a before/after
 local lbox = os.getenv("LBOX_BENCH_LBOX") or cli.root .. "/lbox"
+local before_lbox = os.getenv("LBOX_BENCH_BEFORE")
 -- a cgroup parent of the benchmark's own: its sweeps touch nothing else's
 local CGROUP_PARENT = "lbox-bench"
 
@@ -304,6 +308,15 @@ local ok, err = pcall(function()
     'rmdir "$g"',
   }, "\n") .. "\n", "755")
   commands[#commands + 1] = { "shell script (same cgroup work)", { script } }
+  if before_lbox then
+    -- the same jobs with the older build, in the same rounds
+    for _, c in ipairs { { LBOX_ROOTFS, run_rootfs }, { LBOX_IMAGE, run_image }, { LBOX_LIMITED, run_limited } } do
+      local argv = table.move(c[2], 1, #c[2], 1, {})
+      argv[1] = before_lbox
+      commands[#commands + 1] = { c[1] .. " (before)", argv }
+      table.insert(c[1] == LBOX_LIMITED and comparisons_b or comparisons_a, { c[1], c[1] .. " (before)" })
+    end
+  end
   table.insert(comparisons_a, { LBOX_ROOTFS, "bwrap --unshare-all" })
   table.insert(comparisons_a, { LBOX_ROOTFS, "unshare (5 namespaces) + chroot" })
   table.insert(comparisons_b, { LBOX_LIMITED, "shell script (same cgroup work)" })
@@ -358,6 +371,10 @@ local ok, err = pcall(function()
     return id
   end
   local runner = detached("sleep", "100000")
+  local GROWTH_OPS = { "start", "ps", "exec", "rm" }
+  if before_lbox then
+    for _, op in ipairs { "start (before)", "ps (before)", "exec (before)" } do GROWTH_OPS[#GROWTH_OPS + 1] = op end
+  end
   local in_store_count = 0
   local growth = {}
   print(string.format("(e) the store growing: medians of %d alternating rounds with N containers kept in the store "
@@ -366,13 +383,15 @@ local ok, err = pcall(function()
   for _, n in ipairs(GROWTH) do
     fill(n - in_store_count)
     in_store_count = n
-    local samples = { start = {}, ps = {}, exec = {}, rm = {} }
+    local samples = {}
+    for _, op in ipairs(GROWTH_OPS) do samples[op] = {} end
     for round = 1, GROWTH_ROUNDS do
       local victim = detached("/bin/true")
-      for _, op in ipairs { "start", "ps", "exec", "rm" } do
-        local argv = op == "start" and in_store("run", "--rootfs", rootfs, "/bin/true")
-          or op == "ps" and in_store("ps", "-a") or op == "exec" and in_store("exec", runner:sub(1, 12), "true")
+      for _, op in ipairs(GROWTH_OPS) do
+        local argv = op:find("^start") and in_store("run", "--rootfs", rootfs, "/bin/true")
+          or op:find("^ps") and in_store("ps", "-a") or op:find("^exec") and in_store("exec", runner:sub(1, 12), "true")
           or in_store("rm", "-f", victim:sub(1, 12))
+        if op:find("before") then argv[1] = before_lbox end
         local seconds, code = timed(argv, env)
         if code ~= 0 then errors.raise("bench: failed: " .. table.concat(argv, " ")) end
         if round > 1 then table.insert(samples[op], seconds) end
@@ -383,7 +402,7 @@ local ok, err = pcall(function()
       growth[op][n] = median(list)
     end
   end
-  for _, op in ipairs { "start", "ps", "exec", "rm" } do
+  for _, op in ipairs(GROWTH_OPS) do
     local row = growth[op]
     print(string.format("  %-30s %s %s %s   %5.2f", "lbox " .. op, ms(row[GROWTH[1]]), ms(row[GROWTH[2]]),
       ms(row[GROWTH[3]]), row[GROWTH[3]] / row[GROWTH[1]]))
