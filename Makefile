@@ -13,7 +13,7 @@ LDLIBS = $$(pkg-config --libs $(PKGS))
 
 CORE_SRC = core/core.c core/ns.c core/mount.c core/proc.c core/signal.c \
            core/fd.c core/tty.c core/cgroup.c core/net.c core/nft.c core/nftset.c core/port.c core/seccomp.c core/bpf.c \
-           core/sock.c
+           core/sock.c core/clock.c
 CORE_OBJ = $(CORE_SRC:core/%.c=build/%.o)
 
 BUSTED = $(LUA) /usr/bin/busted

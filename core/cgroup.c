@@ -153,10 +153,12 @@ static int cg_set(lua_State *L) {
 }
 
 /* group:create() -> true | fail, msg, code: make the group in each of its
- * controllers and write its values. See cgroup_create_cgroup. */
+ * controllers and write its values. See cgroup_create_cgroup. Its owner
+ * stays the creator's (root): libcgroup would otherwise chown the group and
+ * every file in it, some 35 calls per controller, to the same owner. */
 static int cg_create(lua_State *L) {
   lbox_cgroup *g = check_cgroup(L);
-  return push_cgroup_result(L, cgroup_create_cgroup(g->cg, 0), "cgroup_create", group_name(L));
+  return push_cgroup_result(L, cgroup_create_cgroup(g->cg, 1), "cgroup_create", group_name(L));
 }
 
 /* group:attach(pid) -> true | fail, msg, code. See cgroup_attach_task_pid. */

@@ -68,5 +68,6 @@ int luaopen_lbox_core(lua_State *L) {
   lbox_open_nftset(L);
   lbox_open_port(L);
   lbox_open_sock(L);
+  lbox_open_clock(L);
   return 1;
 }

@@ -36,6 +36,7 @@ void lbox_open_nft(lua_State *L);
 void lbox_open_nftset(lua_State *L);
 void lbox_open_port(lua_State *L);
 void lbox_open_sock(lua_State *L);
+void lbox_open_clock(lua_State *L);
 
 int luaopen_lbox_core(lua_State *L);
 

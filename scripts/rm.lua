@@ -4,6 +4,7 @@ local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
+local index = require "lbox.index"
 local network = require "lbox.network"
 local options = require "lbox.options"
 local state = require "lbox.state"
@@ -39,6 +40,7 @@ for _, ref in ipairs(containers) do
   local group = cgroups.open(s.id)
   if group then group:remove() end
   errors.try("cannot remove container " .. ref, fs.remove_tree(state.dir(s.id)))
+  index.remove(s.id, s.name)
   print(ref)
 end
 -- and the address leases and port rules of containers whose lbox was killed

@@ -82,6 +82,21 @@ describe("confinement", function()
       assert.are.same({ 0, "ho\ndone\n" }, { r.code, r.out }, r.err)
     end)
 
+    it("keeps docker's profile compiled in the store, whatever directory lbox runs from", function()
+      -- compiling it takes milliseconds: every start would pay them
+      local cache = helper.store .. "/cache/seccomp"
+      helper.sh("rm -rf " .. cache)
+      local r = helper.sh("cd / && exec " .. helper.lbox .. " run true")
+      assert.are.equal(0, r.code, r.err)
+      local programs = {}
+      if fs_exists(cache) then
+        for name in require("lfs").dir(cache) do
+          if name:match("^default%.") then programs[#programs + 1] = name end
+        end
+      end
+      assert.are.equal(1, #programs, "compiled programs: " .. table.concat(programs, " "))
+    end)
+
     it("takes a profile in docker's format, and applies it to exec too", function()
       local profile = os.tmpname()
       helper.write_file(profile, [[{"defaultAction": "SCMP_ACT_ALLOW",

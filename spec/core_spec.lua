@@ -414,6 +414,16 @@ describe("lbox.core", function()
     end)
   end)
 
+  describe("clocks", function()
+    it("monotonic: seconds as a fraction, that never go back", function()
+      local first = core.monotonic()
+      local later = first
+      while later == first do later = core.monotonic() end
+      assert.are.equal("float", math.type(later))
+      assert.is_true(later > first)
+    end)
+  end)
+
   describe("cgroup device programs", function()
     it("rejects bad arguments and reports failures", function()
       assert.has_error(function() core.bpf_device_program("") end)

@@ -351,6 +351,8 @@ function M.snapshot()
     cgroups = M.container_cgroups(),
     foreign = foreign_processes(),
     containers = listing(M.store .. "/containers"),
+    -- lbox.index: a name or an unkept container outliving its container
+    index = { names = listing(M.store .. "/index/names"), unkept = listing(M.store .. "/index/unkept") },
     staging = listing(M.store .. "/tmp"),
     images = listing(M.store .. "/images"),
     layers = listing(M.store .. "/layers/sha256"),
@@ -393,6 +395,7 @@ function M.assert_no_leaks(before)
   assert.are.same({}, M.changed_lines(before.mounts, after.mounts), "the host mount table changed")
   assert.are.same({}, after.containers, "container directories left in the store")
   assert.are.same(before.oci, after.oci, "OCI containers' state left under " .. M.oci_root)
+  assert.are.same(before.index, after.index, "entries left in the store's indexes")
   assert.are.same({}, after.staging, "staging directories left in the store")
   assert.are.same(before.links, after.links, "network interfaces left behind")
   assert.are.same(before.routes, after.routes, "routes left behind")

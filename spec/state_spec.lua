@@ -3,6 +3,7 @@
 local core = require "lbox.core"
 local fs = require "lbox.fs"
 local helper = require "helper"
+local index = require "lbox.index"
 local state = require "lbox.state"
 
 local function id_of(digit)
@@ -16,13 +17,18 @@ describe("lbox.state", function()
     made = {}
   end)
   after_each(function()
-    for _, id in ipairs(made) do fs.remove_tree(state.dir(id)) end
+    for _, id in ipairs(made) do
+      index.remove(id, (state.read(id) or {}).name)
+      fs.remove_tree(state.dir(id))
+    end
     helper.assert_no_leaks(before)
   end)
 
-  -- a container directory with `record` as its state and a lock file
+  -- a container directory with `record` as its state and a lock file,
+  -- in the store's indexes as lbox.rootfs.claim puts it there
   local function record(id, fields)
     made[#made + 1] = id
+    index.add(id, fields.name, fields.keep)
     assert(fs.mkdir_p(state.dir(id)))
     fs.write_file(state.dir(id) .. "/lock", "")
     fields.id = id
@@ -67,6 +73,30 @@ describe("lbox.state", function()
     assert.matches("ambiguous", err.message)
     ok, err = pcall(state.find, "lbox-spec-none", 125)
     assert.are.same({ false, 125, "no such container: lbox-spec-none" }, { ok, err.code, err.message })
+  end)
+
+  it("indexes a store made before its indexes on first sweep, then finds and sweeps through them", function()
+    fs.remove_tree(helper.store .. "/index")
+    record(id_of("a"), { status = "running" })
+    record(id_of("b"), { status = "exited", keep = true, name = "lbox-spec-kept" })
+    assert.is_false(index.ready())
+    state.sweep()
+    assert.is_true(index.ready())
+    assert.is_false(fs.exists(state.dir(id_of("a"))))
+    assert.are.equal(id_of("b"), state.find("lbox-spec-kept").id)
+    assert.are.equal(id_of("b"), state.find("bbbb").id)
+    local function unkept(id)
+      for _, other in ipairs(index.unkept()) do if other == id then return true end end
+      return false
+    end
+    assert.is_false(unkept(id_of("a")))
+    assert.is_false(unkept(id_of("b")))
+    -- a container made now is in the index, and swept through it when its owner is gone
+    record(id_of("c"), { status = "running" })
+    assert.is_true(unkept(id_of("c")))
+    state.sweep()
+    assert.is_false(fs.exists(state.dir(id_of("c"))))
+    assert.is_false(unkept(id_of("c")))
   end)
 
   it("names a process by pid and start time, so a reused pid names nothing", function()

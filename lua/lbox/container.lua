@@ -8,7 +8,7 @@ local cgroups = require "lbox.cgroups"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local inside = require "lbox.inside"
-local network = require "lbox.network"
+local network = require "lbox.lazy" "lbox.network"
 local rootfs = require "lbox.rootfs"
 local spec_check = require "lbox.spec"
 local state = require "lbox.state"
@@ -175,10 +175,6 @@ M.start_steps = {
       return true
     end)
     c:close_fds("sync_read", "error_write", "pty_slave")
-    -- the start time with the pid: kill, stop, rm and exec check it (lbox.state.open_process)
-    if c.has_directory then
-      state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
-    end
   end },
   { "join_cgroup", function(c)
     if c.born_in_cgroup then
@@ -196,6 +192,13 @@ M.start_steps = {
     -- sync 1: the child is in its cgroup (and on its network) and may go on
     try("cannot release the container's init", core.write(c.sync_write, inside.GO))
     c:close_fds("sync_write")
+  end },
+  { "record", function(c)
+    -- while the init mounts the root: the pid with its start time, which
+    -- kill, stop, rm and exec check (lbox.state.open_process)
+    if c.has_directory then
+      state.update(c.id, { pid = c.pid, pid_start = state.process_start(c.pid), status = "running", started = os.time() })
+    end
   end },
   { "await_exec", function(c)
     -- sync 2: the error pipe is close-on-exec: end of file without a word means exec worked

@@ -7,7 +7,7 @@
 -- The spec's fields: lbox.spec; the methods (start, wait, exec, kill,
 -- stats, destroy, before, after): lbox.container; the reference: lua/API.md.
 local container = require "lbox.container"
-local network = require "lbox.network"
+local network = require "lbox.lazy" "lbox.network"
 
 local lbox = {}
 
@@ -25,7 +25,9 @@ end
 --- Networks: create(name, { subnet, gateway }), list(), inspect(name),
 -- remove(name). A container joins one with its spec's `network` field.
 lbox.network = {
-  create = network.create, list = network.list, inspect = network.inspect, remove = network.remove,
+  -- loaded when first called
+  create = function(...) return network.create(...) end, list = function(...) return network.list(...) end,
+  inspect = function(...) return network.inspect(...) end, remove = function(...) return network.remove(...) end,
 }
 
 --- The ordered setup steps, for recipes that change them.

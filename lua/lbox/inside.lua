@@ -8,9 +8,11 @@ local errors = require "lbox.errors"
 local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local lfs = require "lfs"
+-- loaded now: --init needs it after pivot_root, when lbox's files are out of reach
 local pid1 = require "lbox.pid1"
 local mounts = require "lbox.mounts"
-local network = require "lbox.network"
+-- loaded by lbox's network step, before the clone, when the init needs it
+local network = require "lbox.lazy" "lbox.network"
 local users = require "lbox.users"
 local wire = require "lbox.wire"
 

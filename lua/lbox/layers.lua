@@ -9,7 +9,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local store = require "lbox.store"
-local tar = require "lbox.tar"
+local tar = require "lbox.lazy" "lbox.tar"
 
 local M = {}
 

@@ -5,6 +5,7 @@
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
+local index = require "lbox.index"
 local state = require "lbox.state"
 local store = require "lbox.store"
 local workload = require "lbox.workload"
@@ -36,11 +37,10 @@ function M.claim(id, spec, plan, undo)
   local store_lock <close> = store.lock() -- luacheck: no unused (held until return)
   state.sweep()
   if spec.name then
-    for _, other in ipairs(state.list()) do
-      if other.name == spec.name and other.id ~= id then -- itself when the monitor restarts it
-        errors.raise(string.format("the name %q is taken by container %s: remove it or choose another",
-          spec.name, other.id:sub(1, 12)))
-      end
+    local other = state.named(spec.name)
+    if other and other.id ~= id then -- itself when the monitor restarts it
+      errors.raise(string.format("the name %q is taken by container %s: remove it or choose another",
+        spec.name, other.id:sub(1, 12)))
     end
   end
   local removed = false -- since the plan was made
@@ -55,8 +55,11 @@ function M.claim(id, spec, plan, undo)
   end)
   undo:push("remove the container's directory", function()
     if spec.keep then return true end
-    return M.remove(id)
+    local ok, msg = M.remove(id)
+    if ok then index.remove(id, spec.name) end
+    return ok, msg
   end)
+  index.add(id, spec.name, spec.keep)
   try("cannot create the container's directory", fs.mkdir_p(dir))
   held.fd = try("cannot lock the container's directory", core.open(dir .. "/lock", "create"))
   core.flock(held.fd, "exclusive")

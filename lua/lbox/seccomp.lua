@@ -10,7 +10,8 @@ local lfs = require "lfs"
 
 local M = {}
 
-M.DEFAULT_PROFILE = require "lbox.seccomp_default"
+-- needed only to compile it: a start finds it compiled in the store's cache
+M.DEFAULT_PROFILE = require "lbox.lazy" "lbox.seccomp_default"
 
 local ACTIONS = {
   SCMP_ACT_ALLOW = "allow", SCMP_ACT_ERRNO = "errno", SCMP_ACT_KILL = "kill_thread",
@@ -200,8 +201,12 @@ local function cache_key(source, caps)
   local parts = {}
   if source == "default" then
     parts[1] = "default"
-    -- this file and the profile's, wherever lbox loads them from
+    -- this file and the profile's, wherever lbox loads them from; a
+    -- precompiled copy names its source relative to lbox's root (luac ran
+    -- there), which the current directory need not be
     local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+    local cli = package.loaded["lbox.cli"]
+    if dir:sub(1, 1) ~= "/" and cli and cli.root then dir = cli.root .. "/" .. dir end
     for _, file in ipairs { "seccomp.lua", "seccomp_default.lua" } do
       local attr = lfs.attributes(dir .. file)
       if not attr then return nil end

@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
+local index = require "lbox.index"
 local lfs = require "lfs"
 local store = require "lbox.store"
 
@@ -101,6 +102,27 @@ local STALE_UNLOCKED_SECONDS = 60
 -- free) and that were not kept. A directory without a lock file yet is being
 -- made, unless it is old. The caller holds the store lock (lbox.store).
 function M.sweep()
+  if index.ready() then
+    -- only containers that are not kept can be swept: flat as the store grows
+    for _, id in ipairs(index.unkept()) do
+      local dir = M.dir(id)
+      local fd = core.open(dir .. "/lock", "rw")
+      if fd then
+        if core.flock(fd, "exclusive", "nowait") then
+          local name = (M.read(id) or {}).name
+          fs.remove_tree(dir)
+          index.remove(id, name)
+        end
+        core.close(fd)
+      elseif not fs.exists(dir) then
+        index.remove(id)
+      elseif os.time() - (lfs.attributes(dir, "modification") or os.time()) > STALE_UNLOCKED_SECONDS then
+        fs.remove_tree(dir)
+        index.remove(id)
+      end
+    end
+    return
+  end
   for id in fs.dir(M.base()) do
     local dir = M.dir(id)
     local fd = core.open(dir .. "/lock", "rw")
@@ -113,6 +135,17 @@ function M.sweep()
       fs.remove_tree(dir)
     end
   end
+  -- a store of an lbox before indexes: indexed now, once
+  local states = {}
+  for id in fs.dir(M.base()) do states[#states + 1] = #id == 64 and M.read(id) or nil end
+  index.build(states)
+end
+
+--- The container named `name` | nil, from the index of names.
+function M.named(name)
+  local id = index.named(name)
+  local state = id and M.current(id)
+  return state and state.name == name and state or nil
 end
 
 --- The state of `id` as it is now: a "running" container whose owner died
@@ -177,10 +210,28 @@ end
 function M.find(ref, code)
   code = code or 1 -- docker's for a container command; run says 125
   if type(ref) ~= "string" or ref == "" then errors.raise("a container id or name is required") end
+  if index.ready() then return M.find_indexed(ref, code) end
   local matches = {}
   for _, state in ipairs(M.list()) do
     if state.name == ref or state.id == ref then return state end
     if ref:match("^%x+$") and state.id:sub(1, #ref) == ref then matches[#matches + 1] = state end
+  end
+  if #matches == 0 then errors.raise(string.format("no such container: %s", ref), code) end
+  if #matches > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", ref), code) end
+  return matches[1]
+end
+
+--- M.find through the index of names and the directory's listing: what
+-- it reads does not grow with the store (but for the names of the
+-- directories).
+function M.find_indexed(ref, code)
+  local named = M.named(ref)
+  if named then return named end
+  local matches = {}
+  if ref:match("^%x+$") and #ref <= 64 then
+    for id in fs.dir(M.base()) do
+      if #id == 64 and id:sub(1, #ref) == ref then matches[#matches + 1] = M.current(id) end
+    end
   end
   if #matches == 0 then errors.raise(string.format("no such container: %s", ref), code) end
   if #matches > 1 then errors.raise(string.format("container id %q is ambiguous: give more digits", ref), code) end
