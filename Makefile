@@ -84,7 +84,8 @@ deb: all
 # The specs use a store of their own, never the user's containers and images.
 test: all
 	@echo "make test: the #swap spec runs in make test-v2, which has a swap device"
-	LBOX_STORE=$(CURDIR)/build/spec-store $(BUSTED) --exclude-tags=swap spec
+	LBOX_STORE=$(CURDIR)/build/spec-store $(BUSTED) --exclude-tags=swap spec; status=$$?; \
+	  LBOX_STORE=$(CURDIR)/build/spec-store ./lbox spec/teardown.lua; exit $$status
 
 # The Debian 12 root spec/debian_spec.lua imports, made by debootstrap
 # from Debian's archive once and kept for every clone of this machine (the

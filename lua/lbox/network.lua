@@ -529,10 +529,12 @@ function M.inspect(name)
 end
 
 --- Remove network `name` and its bridge; refused while a container uses it,
--- and always for the predefined ones (bridge, host, none), as docker.
-function M.remove(name)
+-- and for the predefined ones (bridge, host, none), as docker, unless
+-- `opts.predefined` (the default bridge goes with the store it belongs to:
+-- a throwaway store's, a spec run's).
+function M.remove(name, opts)
   -- as docker's predefined networks, in use or not
-  if M.RESERVED[name] or name == M.DEFAULT.name then
+  if M.RESERVED[name] or (name == M.DEFAULT.name and not (opts and opts.predefined)) then
     errors.raise(string.format("%s is a pre-defined network and cannot be removed", name))
   end
   return locked(function()
