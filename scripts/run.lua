@@ -11,7 +11,7 @@ local lbox_spec = require "lbox.spec"
 local lfs = require "lfs"
 local limits_table = require "lbox.limits"
 local options = require "lbox.options"
-local registry = require "lbox.registry"
+local registry = require "lbox.lazy" "lbox.registry"
 local state = require "lbox.state"
 local units = require "lbox.units"
 local workload = require "lbox.workload"
@@ -268,7 +268,7 @@ local image
 if not opts.rootfs and args[first] and images.valid_name(args[first]) and images.get(args[first]) then
   image = images.get(args[first])
   first = first + 1
-elseif not opts.rootfs and args[first] and registry.parse(args[first]) then
+elseif not opts.rootfs and args[first] and args[first]:find("^%w[^/]*/") and registry.parse(args[first]) then
   -- a registry's reference is never a command: say what is missing
   errors.raise(string.format("no image %s in the store: lbox pull %s first (lbox run does not pull)", args[first],
     args[first]))
