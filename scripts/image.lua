@@ -73,8 +73,10 @@ function commands.ls(extra)
   print(string.format("%-40s %-12s %-12s %-9s %s", "REPOSITORY", "TAG", "IMAGE ID", "SIZE", "CREATED"))
   for _, m in ipairs(images.list()) do
     local repository, tag = split(m.name)
-    print(string.format("%-40s %-12s %-12s %-9s %s", repository, tag, (m.id or ""):gsub("^sha256:", ""):sub(1, 12),
-      m.size and human(m.size) or "", m.created or ""))
+    -- an image from before layers has no id, size or date
+    local id = m.id and m.id:gsub("^sha256:", ""):sub(1, 12)
+    print(string.format("%-40s %-12s %-12s %-9s %s", repository, tag, id or "<none>",
+      m.size and human(m.size) or "<none>", m.created or "<none>"))
   end
 end
 
