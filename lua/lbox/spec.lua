@@ -15,6 +15,7 @@ local seccomp = require "lbox.seccomp"
 local store = require "lbox.store"
 local units = require "lbox.units"
 local users = require "lbox.users"
+local userns = require "lbox.userns"
 local workload = require "lbox.workload"
 
 local M = {}
@@ -24,7 +25,7 @@ M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
   "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
   "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
-  "ulimits", "shm_size", "extra_hosts", "dns", "init",
+  "ulimits", "shm_size", "extra_hosts", "dns", "init", "userns", "uidmap", "gidmap",
 }
 local KNOWN_FIELDS = {}
 for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
@@ -181,6 +182,7 @@ function M.normalize(spec, labels)
 
   M.check_limits(spec.limits or {}, out.limits, bad)
   M.check_confinement(spec, out, bad)
+  userns.check(spec, out, bad, function(field) return (labels or {})[field] or field end)
   return out
 end
 
