@@ -231,13 +231,14 @@ M.exec_steps = {
     if ctx.cgroup then try("cannot join the container's cgroup", ctx.cgroup:attach(core.getpid())) end
   end },
   { "join_namespaces", function(ctx)
-    -- its user namespace first: the others are that namespace's
-    if ctx.spec.userns then
-      try("cannot join the container's user namespace", core.setns(ctx.process, core.CLONE_NEWUSER))
-    end
     for _, ns in ipairs(M.JOINED_NAMESPACES) do
       -- a namespace the container shares with lbox is joined as well: no change
       try("cannot join the container's " .. ns[1] .. " namespace", core.setns(ctx.process, ns[2]))
+    end
+    -- its user namespace last: the host's root may join the others (a
+    -- cgroup namespace it shares with lbox too), and then is its root
+    if ctx.spec.userns then
+      try("cannot join the container's user namespace", core.setns(ctx.process, core.CLONE_NEWUSER))
     end
   end },
   { "enter_pid_namespace", function(ctx)

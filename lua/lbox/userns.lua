@@ -29,6 +29,9 @@ M.RANGE = 65536
 -- (above the 100000.. ranges useradd gives users), or above the entries
 -- there are
 M.POOL_START, M.POOL_SIZE = 2147483648, 65536 * 8192
+-- Whether to try an idmapped mount of the image first; false: always the
+-- copy (the specs try both ways on any kernel).
+M.IDMAP = true
 -- the highest id a map may reach (4294967295 is "no id")
 local MAX_ID = 4294967294
 -- The namespaces a container in a user namespace must have of its own:
@@ -100,11 +103,21 @@ function M.check(spec, out, bad, name)
     if mode ~= nil then bad("userns", "give %s or %s, not both", name("userns"), name("uidmap")) end
     -- podman's: one map alone serves for both
     out.userns = { mode = "map", uid = maps.uidmap or maps.gidmap, gid = maps.gidmap or maps.uidmap }
+    for _, kind in ipairs { "uid", "gid" } do
+      if not M.host_id(out.userns[kind], 0) then
+        bad(kind .. "map", "maps no %s 0: the container's root must be one of the host's ids", kind)
+      end
+    end
   elseif mode == "auto" then
     out.userns = { mode = "auto" }
   end
   if not out.userns then return end
   local field = out.userns.mode == "auto" and "userns" or "uidmap"
+  if out.rootfs then
+    -- an idmapped directory of the host's would take the container root's
+    -- writes as the host root's (a setuid file, say), and a copy would not be it
+    bad(field, "conflicts with %s: a user namespace runs on an image (see lbox image import)", name("rootfs"))
+  end
   if out.privileged then
     bad(field, "conflicts with %s: the host's root cannot be had in a user namespace", name("privileged"))
   end
@@ -300,6 +313,7 @@ end
 -- what it holds. @return how the image's owners were moved:
 -- "idmapped" | "copied"
 function M.prepare_root(dir, root, lower, maps, nodev, undo)
+  if not root.overlay then error("a user namespace needs an image (lbox.userns.check)", 2) end
   local uid, gid = M.host_id(maps.uid, 0), M.host_id(maps.gid, 0)
   if not uid or not gid then errors.raise("the user namespace's maps must map the container's root (id 0)") end
   for _, path in pairs(root.files) do try("cannot give " .. path .. " to the container", chown(path, uid, gid)) end
@@ -310,33 +324,23 @@ function M.prepare_root(dir, root, lower, maps, nodev, undo)
     if root.mount_fd then core.close(root.mount_fd) end
     root.mount_fd = nil
   end)
-  local tree
-  if root.overlay then
-    -- the top of its layer is the root directory the container sees
-    try("cannot give the container its layer", chown(dir .. "/upper", uid, gid))
+  -- the top of its layer is the root directory the container sees
+  try("cannot give the container its layer", chown(dir .. "/upper", uid, gid))
+  if M.IDMAP then
     local image = try("cannot open the image", core.open_tree(lower))
-    if core.idmap_mount(image, userns.fd) then tree = overlay(dir, "/proc/self/fd/" .. image, nodev) end
+    local tree = core.idmap_mount(image, userns.fd) and overlay(dir, "/proc/self/fd/" .. image, nodev)
     core.close(image)
     if tree then
       root.mount_fd = tree
       return "idmapped"
     end
-    -- 6.1 can idmap ext4 but not use it under an overlay made apart, nor
-    -- idmap a tmpfs: the image's files copied into the range
-    local copy = dir .. "/lower"
-    M.chowned_copy(lower, copy, maps)
-    root.mount_fd = try("cannot mount the container's root", overlay(dir, copy, nodev))
-    return "copied"
   end
-  -- --rootfs: the directory, idmapped; a copy of someone's directory
-  -- would not be theirs
-  root.mount_fd = try("cannot open " .. root.path, core.open_tree(root.path))
-  local ok, msg = core.idmap_mount(root.mount_fd, userns.fd)
-  if not ok then
-    errors.raise(string.format("a user namespace with --rootfs %s needs an idmapped mount of it, which this kernel "
-      .. "or filesystem cannot make (%s): use an image", root.path, msg))
-  end
-  return "idmapped"
+  -- 6.1 can idmap ext4 but not use it under an overlay made apart, nor
+  -- idmap a tmpfs: the image's files copied into the range
+  local copy = dir .. "/lower"
+  M.chowned_copy(lower, copy, maps)
+  root.mount_fd = try("cannot mount the container's root", overlay(dir, copy, nodev))
+  return "copied"
 end
 
 --- In lbox, after the clone: let go of the root the init has now.
