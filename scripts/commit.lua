@@ -14,5 +14,5 @@ local opts, args = options.command({
 if not opts then return 0 end
 local container, name = args[1], args[2]
 local root <close> = views.open(container)
-print(images.import(root.path, name).name)
+print(images.import(root.path, name, root.tar_options).name)
 return 0

@@ -14,5 +14,5 @@ local opts, args = options.command({
 if not opts then return 0 end
 local container, file = args[1], args[2]
 local root <close> = views.open(container)
-images.export(root.path, file)
+images.export(root.path, file, root.tar_options)
 return 0

@@ -124,6 +124,33 @@ describe("user namespaces", function()
     assert.are.equal(first_range(userns.SUBUID) + 1000, upper.uid)
   end)
 
+  it("commits and exports its files with the owners the container sees, running or ended", function()
+    local run = helper.lbox_run { "run", "-d", "--userns=auto", "sh", "-c",
+      "echo x > /made; chown 1000:1001 /made; touch /ready; sleep 60" }
+    assert.are.equal(0, run.code, run.err)
+    local id = run.out:match("%x+")
+    local dir = temp_dir()
+    finally(function()
+      helper.lbox_run { "rm", "-f", id }
+      helper.lbox_run { "image", "rm", "userns-spec" }
+      fs.remove_tree(dir)
+    end)
+    assert.is_true(helper.eventually(function()
+      return helper.lbox_run({ "exec", id, "test", "-e", "/ready" }).code == 0
+    end))
+    local exported = helper.lbox_run { "export", id, dir .. "/running.tar" }
+    assert.are.equal(0, exported.code, exported.err)
+    local listing = helper.sh("tar -tvf " .. dir .. "/running.tar --numeric-owner ./made ./bin/busybox").out
+    assert.matches("1000/1001 .- %./made", listing)
+    assert.matches("0/0 .- %./bin/busybox", listing)
+    assert.are.equal(0, helper.lbox_run({ "stop", id }).code)
+    local committed = helper.lbox_run { "commit", id, "userns-spec" }
+    assert.are.equal(0, committed.code, committed.err)
+    local r = helper.lbox_run { "run", "userns-spec", "stat", "-c", "%u %g", "/made", "/bin/busybox" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("1000 1001\n0 0\n", r.out)
+  end)
+
   it("gives the container its terminal as root:tty", function()
     local term = helper.start_pty { helper.lbox, "run", "-t", "--userns=auto", "sh", "-c",
       "stat -c 'console=%u:%g' /dev/console; id -u" }

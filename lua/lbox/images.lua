@@ -122,7 +122,8 @@ end
 
 --- Import a tarball (a `docker export`, plain, .gz or .xz) or a directory
 -- as image `name`. Refuses archives that would write outside the image.
-function M.import(source, name)
+-- `tar_options`: more options for reading a directory (lbox.views').
+function M.import(source, name, tar_options)
   check_name(name)
   if M.get(name) then errors.raise(string.format("image %q exists: remove it first (lbox image rm %s)", name, name)) end
   local kind = lfs.attributes(source, "mode") -- a link to a directory will do
@@ -133,7 +134,8 @@ function M.import(source, name)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
       -- the directory's own filesystem: not what is mounted inside it
-      fs.run("cannot read " .. source, M.LIVE_TAR .. " -cf %s . || [ $? -eq 1 ]; }", source, archive)
+      fs.run("cannot read " .. source, M.LIVE_TAR .. (tar_options or "") .. " -cf %s . || [ $? -eq 1 ]; }",
+        source, archive)
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
@@ -153,11 +155,11 @@ end
 
 --- Write the filesystem at `root` (a container's, see lbox.views.open)
 -- to the tarball `file`: that filesystem only, without what is mounted in
--- it (/proc, /sys, /dev, volumes).
-function M.export(root, file)
+-- it (/proc, /sys, /dev, volumes). `tar_options`: more, as import's.
+function M.export(root, file, tar_options)
   local partial = file .. ".partial"
   local ok, err = pcall(fs.run, "cannot export to " .. file,
-    M.LIVE_TAR .. " --numeric-owner -cf %s . || [ $? -eq 1 ]; }", root, partial)
+    M.LIVE_TAR .. (tar_options or "") .. " --numeric-owner -cf %s . || [ $? -eq 1 ]; }", root, partial)
   if not ok then
     os.remove(partial)
     error(err, 0)

@@ -256,24 +256,48 @@ function M.namespace_fd(maps)
   return fd
 end
 
--- Every id `column` ("%U", "%G") of find gives under `dir`.
+--- The container id that host id `id` is under `map` | nil (unmapped).
+function M.container_id(map, id)
+  for _, line in ipairs(map) do
+    if id >= line[2] and id < line[2] + line[3] then return line[1] + id - line[2] end
+  end
+  return nil
+end
+
+-- Every id `column` ("%U", "%G") of find gives under `dir`, on its filesystem.
 local function ids_under(dir, column)
   local ids = {}
-  local p = io.popen(string.format("find %s -printf '%s\\n' | sort -un", fs.quote(dir), column))
+  local p = io.popen(string.format("find %s -xdev -printf '%s\\n' | sort -un", fs.quote(dir .. "/."), column))
   for line in p:lines() do ids[#ids + 1] = math.tointeger(tonumber(line)) end
   p:close()
   return ids
 end
 
 -- A tar owner map file (GNU tar's --owner-map) sending each of `ids`
--- to its host id under `map`; unmapped ones keep theirs (nobody inside).
-local function tar_map(path, ids, map)
+-- to what `convert(id)` gives; nil keeps it.
+local function tar_map(path, ids, convert)
   local lines = {}
   for _, id in ipairs(ids) do
-    local host = M.host_id(map, id)
-    if host then lines[#lines + 1] = string.format("+%d +%d\n", id, host) end
+    local other = convert(id)
+    if other then lines[#lines + 1] = string.format("+%d +%d\n", id, other) end
   end
   fs.write_file(path, table.concat(lines))
+end
+
+--- For reading the root `path` of a container with `maps` into a tarball
+-- (commit, export): GNU tar options, and the map files in directory `dir`
+-- they name, that give its files their owners as the container sees them
+-- (its layer's are in the range; an ended container's image files not).
+-- @return options string, function that removes the files
+function M.tar_owner_options(path, maps, dir)
+  local uid_file, gid_file = dir .. "/tar-uid.map", dir .. "/tar-gid.map"
+  tar_map(uid_file, ids_under(path, "%U"), function(id) return M.container_id(maps.uid, id) end)
+  tar_map(gid_file, ids_under(path, "%G"), function(id) return M.container_id(maps.gid, id) end)
+  return string.format(" --owner-map=%s --group-map=%s", fs.quote(uid_file), fs.quote(gid_file)),
+    function()
+      os.remove(uid_file)
+      os.remove(gid_file)
+    end
 end
 
 --- A copy of the tree `lower` at `copy`, each owner moved into the
@@ -281,8 +305,8 @@ end
 -- extended attributes.
 function M.chowned_copy(lower, copy, maps)
   local dir = copy:match("^(.*)/[^/]*$")
-  tar_map(dir .. "/uid.map", ids_under(lower, "%U"), maps.uid)
-  tar_map(dir .. "/gid.map", ids_under(lower, "%G"), maps.gid)
+  tar_map(dir .. "/uid.map", ids_under(lower, "%U"), function(id) return M.host_id(maps.uid, id) end)
+  tar_map(dir .. "/gid.map", ids_under(lower, "%G"), function(id) return M.host_id(maps.gid, id) end)
   try("cannot create the container's copy of its image", fs.mkdir_p(copy))
   fs.run("cannot copy the image into the container's range", "tar -C %s -cf - --numeric-owner --owner-map=%s "
     .. "--group-map=%s " .. images.TAR_KEEP .. " . | tar -C %s -xf - --numeric-owner --same-owner -p "

@@ -6,6 +6,7 @@ local errors = require "lbox.errors"
 local inside = require "lbox.inside"
 local rootfs = require "lbox.rootfs"
 local state = require "lbox.state"
+local userns = require "lbox.userns"
 
 local M = {}
 
@@ -17,25 +18,39 @@ local overlay_options = rootfs.overlay_options
 -- layer over its image, mounted read-only in a mount namespace of a helper
 -- process, which ends (and the mount with it) when the result is closed
 -- or lbox dies. Raises a user error when there is no such container.
--- @return to-be-closed { path }
+-- A container in a user namespace gives `tar_options` as well, for GNU tar
+-- to read its files with the owners it sees (lbox.userns).
+-- @return to-be-closed { path, tar_options = string | nil }
 function M.open(ref)
   local found = state.find(ref)
   local view = setmetatable({}, { __close = function(v)
     if v.process then core.close(v.process) end
     if v.hold then core.close(v.hold) end
     if v.pid then core.waitpid(v.pid) end
+    if v.remove_maps then v.remove_maps() end
   end })
+  M.open_root(found, view)
+  if found.userns then
+    view.tar_options, view.remove_maps = userns.tar_owner_options(view.path, found.userns,
+      rootfs.container_dir(found.id))
+  end
+  return view
+end
+
+-- Fill `view` with the root of the container `found` (its state).
+-- @return its path
+function M.open_root(found, view)
   -- a running container's PID 1, if it is still the recorded process (not
   -- one that took its number); else it ended: its layer, below
   view.process = state.open_process(found)
   if view.process then
     view.path = "/proc/" .. found.pid .. "/root"
-    return view
+    return view.path
   end
   local dir = rootfs.container_dir(found.id)
   if not found.lower then -- it ran on a directory of its own
     view.path = found.image
-    return view
+    return view.path
   end
   local ready_read, ready_write = try("cannot create a pipe", core.pipe())
   local hold_read, hold_write = try("cannot create a pipe", core.pipe())
@@ -69,7 +84,7 @@ function M.open(ref)
       report and report.message or "its helper process died"))
   end
   view.path = "/proc/" .. pid .. "/root" .. dir .. "/merged"
-  return view
+  return view.path
 end
 
 return M
