@@ -307,13 +307,12 @@ function M.changed_lines(old, new)
 end
 
 -- The user namespace ranges lbox's containers hold (lbox.userns records
--- each in its container's state), as "uid START+COUNT gid START+COUNT".
+-- each in its container's directory), as "uid START+COUNT gid START+COUNT".
 local function userns_ranges()
   local found = {}
   for _, id in ipairs(listing(M.store .. "/containers")) do
-    local ok, state = pcall(cjson.decode, M.read_file(M.store .. "/containers/" .. id .. "/state.json") or "")
-    local maps = ok and type(state) == "table" and state.userns
-    if type(maps) == "table" then
+    local ok, maps = pcall(cjson.decode, M.read_file(M.store .. "/containers/" .. id .. "/userns.json") or "")
+    if ok and type(maps) == "table" then
       local words = {}
       for _, kind in ipairs { "uid", "gid" } do
         for _, line in ipairs(maps[kind] or {}) do

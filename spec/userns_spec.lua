@@ -87,6 +87,21 @@ describe("user namespaces", function()
     assert.are.same({ 0, 0 }, { attr.uid, attr.gid })
   end)
 
+  it("holds capabilities in the container's namespaces only, every one of them given", function()
+    local dir = temp_dir()
+    finally(function() fs.remove_tree(dir) end)
+    fs.write_file(dir .. "/secret", "host root's\n")
+    os.execute(string.format("chmod 755 %s; chmod 600 %s/secret", dir, dir))
+    local r = helper.lbox_run { "run", "--userns=auto", "--cap-add", "ALL", "--security-opt", "seccomp=unconfined",
+      "-v", dir .. ":/host", "sh", "-c",
+      "grep CapEff /proc/self/status; cat /host/secret; echo read=$?; mknod /tmp/disk b 8 0; echo mknod=$?; "
+        .. "hostname inner; echo hostname=$?; mkdir /tmp/m; mount -t tmpfs none /tmp/m; echo mount=$?" }
+    assert.are.equal(0, r.code, r.err)
+    local last = tonumber(helper.read_file("/proc/sys/kernel/cap_last_cap"))
+    assert.matches(string.format("CapEff:%%s+%016x\n", (1 << (last + 1)) - 1), r.out)
+    assert.matches("read=1\nmknod=1\nhostname=0\nmount=0\n$", r.out)
+  end)
+
   it("gives each running container a range of its own, and takes it back at its end", function()
     local first = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "60" }
     assert.are.equal(0, first.code, first.err)
@@ -105,6 +120,40 @@ describe("user namespaces", function()
     -- given back: the next container has the first range again
     local third = helper.lbox_run { "run", "--userns=auto", "cat", "/proc/self/uid_map" }
     assert.are.equal(first_range(userns.SUBUID), map_lines(third.out)[1][2])
+  end)
+
+  it("keeps a container's range when the monitor starts it again", function()
+    local dir = temp_dir()
+    os.execute("chmod 1777 " .. dir)
+    local first = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "60" }
+    assert.are.equal(0, first.code, first.err)
+    local first_id = first.out:match("%x+")
+    -- it writes its map at each start, and ends once told to
+    local again = helper.lbox_run { "run", "-d", "--userns=auto", "--restart", "on-failure:1", "-v", dir .. ":/out",
+      "sh", "-c", "cat /proc/self/uid_map >> /out/maps; while [ ! -e /out/go ]; do sleep 0.05; done; exit 1" }
+    assert.are.equal(0, again.code, again.err)
+    local id = again.out:match("%x+")
+    finally(function()
+      -- one at a time: rm stops at the first it does not find
+      helper.lbox_run { "rm", "-f", first_id }
+      helper.lbox_run { "rm", "-f", id }
+      fs.remove_tree(dir)
+    end)
+    assert.is_true(helper.eventually(function() return helper.read_file(dir .. "/maps") ~= nil end))
+    -- the first range is free when it starts again: it keeps its own, which its layer has
+    assert.are.equal(0, helper.lbox_run({ "rm", "-f", first_id }).code)
+    fs.write_file(dir .. "/go", "")
+    assert.is_true(helper.eventually(function()
+      return #map_lines(helper.read_file(dir .. "/maps") or "") == 2
+    end), helper.read_file(dir .. "/maps"))
+    -- ended for good (on-failure:1), before its removal
+    assert.is_true(helper.eventually(function()
+      local inspected = helper.lbox_run { "inspect", id }
+      return inspected.out:find('"status":"exited"', 1, true) ~= nil
+    end))
+    local maps = map_lines(helper.read_file(dir .. "/maps"))
+    assert.are.same(maps[1], maps[2])
+    assert.are_not.equal(first_range(userns.SUBUID), maps[1][2])
   end)
 
   it("runs exec in the container's user namespace, as its root or a user of it", function()

@@ -10,6 +10,7 @@
 -- root through an idmapped mount, else through a copy chowned into the
 -- range (kernels that cannot idmap the filesystem or use a detached
 -- idmapped layer, such as 6.1).
+local cjson = require "cjson"
 local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
@@ -166,6 +167,11 @@ function M.ensure_entries(path, user)
   local sep = (text == "" or text:sub(-1) == "\n") and "" or "\n"
   -- the whole file anew, then renamed over: never half of it
   fs.write_file(path .. ".lbox-tmp", text .. sep .. entry)
+  -- readable by all, as shadow's tools make it, whatever lbox's umask
+  local fd = try("cannot add lbox's ids to " .. path, core.open(path .. ".lbox-tmp", "r"))
+  local ok, msg = core.fchmod(fd, tonumber("644", 8))
+  core.close(fd)
+  try("cannot add lbox's ids to " .. path, ok, msg)
   try("cannot add lbox's ids to " .. path, os.rename(path .. ".lbox-tmp", path))
   return { { start, M.POOL_SIZE } }
 end
@@ -179,34 +185,71 @@ local function slots(entries)
   return list
 end
 
+-- Where container `id`'s maps are recorded: a file of its directory of
+-- its own (claim writes the state anew when the monitor restarts it).
+local function record_path(id)
+  return state.dir(id) .. "/userns.json"
+end
+
+-- cjson reads numbers as floats: ids are integers
+local function integers(map)
+  local out = {}
+  for i, line in ipairs(type(map) == "table" and map or {}) do
+    out[i] = { math.tointeger(line[1]), math.tointeger(line[2]), math.tointeger(line[3]) }
+  end
+  return out
+end
+
+--- The maps recorded for container `id` | nil.
+function M.recorded(id)
+  local ok, maps = pcall(cjson.decode, fs.read_file(record_path(id)) or "")
+  if not ok or type(maps) ~= "table" then return nil end
+  return { auto = maps.auto == true, uid = integers(maps.uid), gid = integers(maps.gid) }
+end
+
+-- Does [start, start + size) meet a host range of `maps`?
+local function overlaps(maps, start, size)
+  for _, line in ipairs(maps) do
+    if start < line[2] + line[3] and line[2] < start + size then return true end
+  end
+  return false
+end
+
 --- For container `id`, in its claimed directory: its maps, taken now for
--- auto (under the store lock, the first slot no other container holds),
--- and recorded in its state, where exec and the next allocation read them.
--- @return { uid = map, gid = map }
+-- auto (under the store lock: the first range of lbox's entries that no
+-- other container's maps meet, or the one it had if the monitor restarts
+-- it, since its layer is that range's), recorded in its directory, and in
+-- its state for exec and inspect. @return { uid = map, gid = map }
 function M.take(id, userns)
-  local maps
-  if userns.mode == "map" then
-    maps = { uid = userns.uid, gid = userns.gid }
-  else
-    local lock <close> = store.lock() -- luacheck: no unused (held until return)
+  local maps = { uid = userns.uid, gid = userns.gid }
+  local lock <close> = store.lock() -- luacheck: no unused (held until return)
+  local previous = M.recorded(id)
+  if userns.mode == "auto" and previous and previous.auto then
+    maps = previous
+  elseif userns.mode == "auto" then
+    local others = {}
+    for other in fs.dir(state.base()) do
+      local recorded = #other == 64 and other ~= id and M.recorded(other)
+      if recorded then others[#others + 1] = recorded end
+    end
     local uids = slots(M.ensure_entries(M.SUBUID, M.USER))
     local gids = slots(M.ensure_entries(M.SUBGID, M.USER))
-    local taken = {}
-    for _, other in ipairs(state.list()) do
-      if other.id ~= id and other.userns and other.userns.slot then taken[other.userns.slot] = true end
-    end
-    local slot
     for i = 1, math.min(#uids, #gids) do
-      if not taken[i] then slot = i break end
+      local free = true
+      for _, other in ipairs(others) do
+        free = free and not overlaps(other.uid, uids[i], M.RANGE) and not overlaps(other.gid, gids[i], M.RANGE)
+      end
+      if free then
+        maps = { auto = true, uid = { { 0, uids[i], M.RANGE } }, gid = { { 0, gids[i], M.RANGE } } }
+        break
+      end
     end
-    if not slot then
+    if not maps.uid then
       errors.raise(string.format("no free range of %d ids left for --userns=auto: give user %s more in %s and %s",
         M.RANGE, M.USER, M.SUBUID, M.SUBGID))
     end
-    maps = { slot = slot, uid = { { 0, uids[slot], M.RANGE } }, gid = { { 0, gids[slot], M.RANGE } } }
-    state.update(id, { userns = maps })
-    return maps
   end
+  fs.write_file(record_path(id), cjson.encode(maps))
   state.update(id, { userns = maps })
   return maps
 end
