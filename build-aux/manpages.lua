@@ -53,7 +53,9 @@ local function commands()
   for file in lfs.dir(root .. "/scripts") do
     local path = root .. "/scripts/" .. file
     local source = file:match("%.lua$") and fs.read_file(path) or ""
-    if source:find("options.command(", 1, true) then
+    -- a command: it parses its line with options.command, itself or
+    -- through views.open_command (commit, export)
+    if source:find("options.command(", 1, true) or source:find("views.open_command(", 1, true) then
       local command = describe(path, file:match("^(.*)%.lua$"), { "--help" })
       command.described_subcommands = {}
       for i, sub in ipairs(command.subcommands or {}) do

@@ -217,10 +217,6 @@ static const luaL_Reg cg_funcs[] = {
 };
 
 void lbox_open_cgroup(lua_State *L) {
-  luaL_newmetatable(L, CGROUP_MT);
-  luaL_setfuncs(L, cg_meta, 0);
-  luaL_newlib(L, cg_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lbox_new_class(L, CGROUP_MT, cg_meta, cg_methods);
   luaL_setfuncs(L, cg_funcs, 0);
 }

@@ -31,6 +31,15 @@ void lbox_set_constants(lua_State *L, const struct lbox_constant *list) {
   }
 }
 
+void lbox_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 /* The errno values lbox's Lua code branches on. */
 static const struct lbox_constant errno_constants[] = {
   {"EACCES", EACCES}, {"EAGAIN", EAGAIN}, {"EBADF", EBADF},

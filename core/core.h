@@ -17,6 +17,10 @@ int lbox_check_fd(lua_State *L, int arg);
 struct lbox_constant { const char *name; lua_Integer value; };
 void lbox_set_constants(lua_State *L, const struct lbox_constant *list);
 
+/* Register the metatable `name` of a kind of userdata: the metamethods
+ * `meta`, and `methods` as its __index. */
+void lbox_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
 /* Each adds its functions and constants to the module table on top of the stack. */
 void lbox_open_ns(lua_State *L);
 void lbox_open_mount(lua_State *L);

@@ -46,13 +46,19 @@ static const char *check_ifname(lua_State *L, int arg) {
   return name;
 }
 
-static struct nlmsghdr *link_request(char *buf, int type, int flags, struct ifinfomsg **ifi) {
+/* Start a request of `type` with `flags` in `buf` (the message header is at
+ * its start) and return its family header of `size` bytes, zeroed. */
+static void *put_request(char *buf, uint16_t type, uint16_t flags, size_t size) {
   struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = type;
   nlh->nlmsg_flags = flags;
-  *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof **ifi);
+  return mnl_nlmsg_put_extra_header(nlh, size);
+}
+
+static struct nlmsghdr *link_request(char *buf, uint16_t type, uint16_t flags, struct ifinfomsg **ifi) {
+  *ifi = put_request(buf, type, flags, sizeof **ifi);
   (*ifi)->ifi_family = AF_UNSPEC;
-  return nlh;
+  return (struct nlmsghdr *)buf;
 }
 
 static int pushed_result(lua_State *L, int err, const char *op, const char *arg) {
@@ -75,10 +81,8 @@ static int net_addr_add(lua_State *L) {
   if (!index)
     return lbox_fail(L, "addr add", name);
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = RTM_NEWADDR;
-  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
+  struct ifaddrmsg *ifa = put_request(buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof *ifa);
+  struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
   ifa->ifa_family = AF_INET;
   ifa->ifa_prefixlen = (unsigned char)prefix;
   ifa->ifa_index = index;
@@ -182,10 +186,8 @@ static int net_route_add(lua_State *L) {
   if (!index)
     return lbox_fail(L, "route add", name);
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = RTM_NEWROUTE;
-  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof *rtm);
+  struct rtmsg *rtm = put_request(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, sizeof *rtm);
+  struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
   rtm->rtm_family = AF_INET;
   rtm->rtm_dst_len = (unsigned char)prefix;
   rtm->rtm_table = RT_TABLE_MAIN;

@@ -2,6 +2,7 @@
  * attributes, resource limits (setrlimit(2)) among them. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <linux/capability.h>
 #include <linux/keyctl.h>
@@ -43,6 +44,18 @@ static int proc_execve(lua_State *L) {
   luaL_argcheck(L, argv[0] != NULL, 2, "argv is empty");
   execve(path, argv, envp);
   return lbox_fail(L, "exec", path);
+}
+
+/* fexecve(fd, argv, env) -> only returns on failure: fail, msg, errno. As
+ * execve, of the program open at fd: one of the host's, run where its path
+ * would not resolve (after chroot). See execveat(2), AT_EMPTY_PATH. */
+static int proc_fexecve(lua_State *L) {
+  int fd = lbox_check_fd(L, 1);
+  char **argv = check_string_list(L, 2);
+  char **envp = check_string_list(L, 3);
+  luaL_argcheck(L, argv[0] != NULL, 2, "argv is empty");
+  syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+  return lbox_fail(L, "exec", argv[0]);
 }
 
 /* waitpid(pid [, "nohang"]) -> pid, "exited"|"killed"|"stopped", code
@@ -169,6 +182,18 @@ static int proc_chdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   if (chdir(path) < 0)
     return lbox_fail(L, "chdir", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* chroot(path) -> true | fail, msg, errno: `path` is this process's root
+ * from now on, and its working directory. See chroot(2). */
+static int proc_chroot(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (chroot(path) < 0)
+    return lbox_fail(L, "chroot", path);
+  if (chdir("/") < 0)
+    return lbox_fail(L, "chdir", "/");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -366,7 +391,9 @@ static const luaL_Reg proc_funcs[] = {
   {"capget", proc_capget},
   {"capset", proc_capset},
   {"chdir", proc_chdir},
+  {"chroot", proc_chroot},
   {"execve", proc_execve},
+  {"fexecve", proc_fexecve},
   {"geteuid", proc_geteuid},
   {"getpid", proc_getpid},
   {"getrlimit", proc_getrlimit},

@@ -285,10 +285,6 @@ static const luaL_Reg seccomp_funcs[] = {
 };
 
 void lbox_open_seccomp(lua_State *L) {
-  luaL_newmetatable(L, FILTER_MT);
-  luaL_setfuncs(L, filter_meta, 0);
-  luaL_newlib(L, filter_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lbox_new_class(L, FILTER_MT, filter_meta, filter_methods);
   luaL_setfuncs(L, seccomp_funcs, 0);
 }

@@ -3,6 +3,8 @@
 -- it is a directory, else as HOST_DEST. Symlinks inside the container are
 -- followed as the container sees them; what is copied is checked as an
 -- imported image is (lbox.tar) and owned by the caller.
+-- lbox cp HOST_SRC|- CONTAINER:DEST: the other way (lbox.copy_in).
+local copy_in = require "lbox.copy_in"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local options = require "lbox.options"
@@ -11,20 +13,24 @@ local tar = require "lbox.tar"
 local views = require "lbox.views"
 
 local opts, operands = options.command({
-  name = "cp", synopsis = { "CONTAINER:SRC HOST_DEST" }, summary = "copy files out of a container",
+  name = "cp", synopsis = { "CONTAINER:SRC HOST_DEST", "HOST_SRC|- CONTAINER:DEST" },
+  summary = "copy files out of or into a container",
   description = "Copies a file or directory out of a container (running, or ended and kept), as docker cp: "
     .. "into HOST_DEST when it is a directory, else as HOST_DEST. Symlinks are followed as the container "
-    .. "sees them; what is copied is checked as an import is and owned by the caller.",
+    .. "sees them; what is copied is checked as an import is and owned by the caller. Into a container: "
+    .. "HOST_SRC into DEST when it is a directory, else as DEST, owned by the container's root; - reads a "
+    .. "tarball from stdin, owners as it says, into the directory DEST. HOST_SRC/. is the directory's contents.",
   operands = { 2, 2 },
 }, { ... })
 if not opts then return 0 end
 local source, dest = operands[1], operands[2]
 local ref, path = source:match("^([^:/]+):(.+)$")
 if not ref then
-  if dest:match("^[^:/]+:") then
-    errors.raise("lbox cp copies out of containers only: lbox cp CONTAINER:SRC HOST_DEST")
-  end
-  errors.raise("usage: lbox cp CONTAINER:SRC HOST_DEST (see --help)")
+  local into_ref, into_path = dest:match("^([^:/]+):(.+)$")
+  if not into_ref then errors.raise("usage: lbox cp CONTAINER:SRC HOST_DEST | HOST_SRC CONTAINER:DEST (see --help)") end
+  if into_path:sub(1, 1) ~= "/" then into_path = "/" .. into_path end
+  copy_in.copy(source, into_ref, into_path)
+  return 0
 end
 if path:sub(1, 1) ~= "/" then path = "/" .. path end
 

@@ -2,17 +2,13 @@
 -- ended and kept, as a tarball (/proc, /sys, /dev and volumes left out), for
 -- lbox image import.
 local images = require "lbox.images"
-local options = require "lbox.options"
 local views = require "lbox.views"
 
-local opts, args = options.command({
+local root <close>, file = views.open_command({
   name = "export", synopsis = { "CONTAINER FILE.tar" }, summary = "write a container's filesystem as a tarball",
   description = "The container may be running, or ended and kept. /proc, /sys, /dev and volumes are left "
     .. "out; lbox image import reads the tarball back.",
-  operands = { 2, 2 },
 }, { ... })
-if not opts then return 0 end
-local container, file = args[1], args[2]
-local root <close> = views.open(container)
+if not root then return 0 end
 images.export(root.path, file, root.tar_options)
 return 0

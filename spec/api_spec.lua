@@ -148,6 +148,23 @@ describe("lbox API", function()
     assert.are.same({}, missing)
   end)
 
+  it("in the host's cgroup namespace, shows the host's hierarchy read-only and leaves its options alone", function()
+    local mountinfo = helper.read_file("/proc/self/mountinfo")
+    local r, w = core.pipe()
+    local box = lbox.container { namespaces = { "uts", "pid", "mount", "ipc" },
+      command = { "sh", "-c", "grep ' /sys/fs/cgroup ' /proc/self/mountinfo; touch /sys/fs/cgroup/x 2>&1; true" } }
+    box.spec.stdio.stdout = w
+    box:start()
+    core.close(w)
+    assert.are.equal(0, box:wait().exit_code)
+    local out = core.read(r, 65536)
+    core.close(r)
+    assert.matches(" ro[,%s]", out)
+    assert.matches("Read%-only file system", out)
+    -- a cgroup2 mount from the host's namespace would reset nsdelegate for all
+    assert.are.same({}, helper.changed_lines(mountinfo, helper.read_file("/proc/self/mountinfo")))
+  end)
+
   it("lets a recipe add steps on both sides of the handoff", function()
     local seen = {}
     local box = lbox.container { command = { "cat", "/etc/motd" } }

@@ -118,6 +118,15 @@ function M.lbox_run(args, opts)
   return M.exec({ M.lbox, table.unpack(args) }, opts)
 end
 
+--- Assert that lbox refuses `args` as bad input: exit 125 and one line
+-- of error matching `pattern`.
+function M.refused(args, pattern)
+  local r = M.lbox_run(args)
+  assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
+  assert.matches("^lbox: error: [^\n]+\n$", r.err)
+  assert.matches(pattern, r.err)
+end
+
 --- Run a shell command line (for setups that need a shell).
 function M.sh(script, opts)
   return M.exec({ "/bin/sh", "-c", script }, opts)

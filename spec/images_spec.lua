@@ -359,12 +359,7 @@ describe("images", function()
   end)
 
   describe("bad input", function()
-    local function refused(args, pattern)
-      local r = helper.lbox_run(args)
-      assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
-      assert.matches("^lbox: error: [^\n]+\n$", r.err)
-      assert.matches(pattern, r.err)
-    end
+    local refused = helper.refused
 
     it("refuses a missing image or rootfs", function()
       refused({ "run", "--rootfs", "/nonexistent", "true" }, "%-%-rootfs: /nonexistent is not a directory")

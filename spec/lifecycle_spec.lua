@@ -147,6 +147,17 @@ describe("lbox run -d and the management commands", function()
     ok("rm", "-f", id)
   end)
 
+  it("gives the user -u names under -t a terminal it owns, as docker: user:tty, 0620", function()
+    local id = detach("sleep", "30")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    local term = helper.start_pty({ helper.lbox, "exec", "-t", "-u", "nobody", id, "sh", "-c",
+      "stat -L -c 'owner=%u:%g mode=%a' /proc/self/fd/0; echo reopened > /proc/self/fd/1 && echo done" }, 24, 80)
+    assert.are.equal(0, helper.finish_pty(term), term.output)
+    assert.matches("owner=65534:5 mode=620", term.output)
+    assert.matches("reopened%s+done", term.output)
+    ok("rm", "-f", id)
+  end)
+
   it("passes the signals lbox exec gets on to its command", function()
     local id = detach("sleep", "30")
     local proc = helper.start { helper.lbox, "exec", id, "sh", "-c",
@@ -232,7 +243,7 @@ describe("lbox run -d and the management commands", function()
       return results
     end
     local name = function(i) return "lbox-spec-par-" .. i end
-    for i, r in ipairs(all(function(i) return { "run", "-d", "--name", name(i), "sh", "-c", "sleep 30" } end)) do
+    for i, r in ipairs(all(function(i) return { "run", "-d", "--name", name(i), "sh", "-c", "sleep 600" } end)) do
       assert.are.equal(0, r.code, name(i) .. ": " .. r.err)
     end
     assert.are.equal(20, #ps_rows())

@@ -5,6 +5,7 @@
 -- spec's own (10.250.0.2, reached through the host's 10.250.0.1 on a veth).
 local core = require "lbox.core"
 local helper = require "helper"
+local lfs = require "lfs"
 local network = require "lbox.network"
 
 local OUTSIDE_HOST, OUTSIDE_PEER = "lbxs-h", "lbxs-o"
@@ -27,10 +28,12 @@ end
 -- veth to the host. @return it, to `stop`
 local function outside_host()
   local proc = helper.start { "/usr/bin/unshare", "--net", "/bin/sleep", "120" }
-  local mine = helper.read_file("/proc/self/net/dev")
+  -- the namespace itself, not /proc/PID/net/dev, whose counters change
+  -- while unshare has not yet made it (a veth's peer then landed on the host)
+  local mine = lfs.symlinkattributes("/proc/self/ns/net", "target")
   assert.is_true(helper.eventually(function()
-    local theirs = helper.read_file("/proc/" .. proc.pid .. "/net/dev")
-    return theirs and theirs ~= mine
+    local theirs = lfs.symlinkattributes("/proc/" .. proc.pid .. "/ns/net", "target")
+    return theirs ~= nil and theirs ~= mine
   end, 5), "the outside host has no network namespace of its own")
   assert(core.veth_add(OUTSIDE_HOST, OUTSIDE_PEER, proc.pid))
   assert(core.addr_add(OUTSIDE_HOST, HOST_ADDRESS, 30))
@@ -160,6 +163,11 @@ describe("lbox network and containers on networks", function()
     refused(lbox { "network", "create", "a b" }, "network name \"a b\"")
     refused(lbox { "run", "--network", "a/b", "true" }, "network name \"a/b\"")
     refused(lbox { "network", "rm", "spec-nonesuch" }, "no such network")
+    -- as docker's predefined networks: even the default one, made and unused
+    ok(lbox { "run", "--network", "bridge", "true" })
+    for _, name in ipairs { "bridge", "host", "none" } do
+      refused(lbox { "network", "rm", name }, name .. " is a pre%-defined network and cannot be removed")
+    end
     refused(lbox { "run", "--network", "spec-nonesuch", "true" }, "no such network")
     refused(lbox { "run", "-p", "70000:80", "true" }, "out of range")
     refused(lbox { "run", "-p", "80", "true" }, "use %[IP:%]HOSTPORT:PORT")
@@ -347,6 +355,46 @@ describe("lbox network and containers on networks", function()
       ok(lbox { "rm", "-f", "spec-web" })
     end)
     outside.stop()
+    if not ok_all then error(err, 0) end
+  end)
+
+  it("publishes UDP ports: datagrams reach the container and its answers come back", function()
+    -- busybox has no UDP server: a Lua payload answers each datagram with
+    -- "got-" and the datagram (luasocket, loaded here: the container's
+    -- root has none); socat sends, to 127.0.0.1 and to the host's address
+    -- on the spec's outside host's veth only
+    local socket = require "socket"
+    local box = require("lbox").container {
+      network = { name = "bridge", ports = {
+        { host_port = 18090, container_port = 81, protocol = "udp", host_ip = "127.0.0.1" },
+        { host_port = 18091, container_port = 81, protocol = "udp" } } },
+      command = function()
+        local udp = assert(socket.udp())
+        assert(udp:setsockname("0.0.0.0", 81))
+        while true do
+          local data, ip, port = udp:receivefrom()
+          if data then udp:sendto("got-" .. data, ip, port) end
+        end
+      end,
+    }
+    box:start()
+    local outside
+    local ok_all, err = pcall(function()
+      local function answered(run, address, port)
+        -- a bounded loop: the first datagrams may come before the payload binds
+        return helper.eventually(function()
+          return run(string.format("echo ping | /usr/bin/socat -T 1 - UDP:%s:%d", address, port)).out == "got-ping\n"
+        end, 10)
+      end
+      assert.is_true(answered(helper.sh, "127.0.0.1", 18090), "no answer through 127.0.0.1")
+      outside = outside_host()
+      assert.is_true(answered(outside.run, HOST_ADDRESS, 18091), "no answer from the outside through " .. HOST_ADDRESS)
+      -- published on 127.0.0.1 only: not on the host's other addresses
+      assert.are_not.equal("got-ping\n", outside.run("echo ping | /usr/bin/socat -T 1 - UDP:" .. HOST_ADDRESS .. ":18090").out)
+    end)
+    if outside then outside.stop() end
+    box:kill(core.SIGKILL)
+    box:wait()
     if not ok_all then error(err, 0) end
   end)
 

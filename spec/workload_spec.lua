@@ -19,12 +19,7 @@ describe("workload flags", function()
     return r.out
   end
 
-  local function refused(args, pattern)
-    local r = helper.lbox_run(args)
-    assert.are.equal(125, r.code, table.concat(args, " ") .. ": " .. r.err)
-    assert.matches("^lbox: error: [^\n]+\n$", r.err)
-    assert.matches(pattern, r.err)
-  end
+  local refused = helper.refused
 
   it("--ulimit sets soft and hard limits; open files default to docker's, as far as lbox may raise them", function()
     assert.are.equal("100 200\n0 0\nunlimited unlimited\n", run { "run", "--ulimit", "nofile=100:200",
@@ -235,10 +230,59 @@ describe("workload flags", function()
     local missing = helper.lbox_run { "cp", id .. ":/nope", dir }
     assert.are.equal(125, missing.code)
     assert.matches("^lbox: error: /nope: no such file or directory in ", missing.err)
-    local inward = helper.lbox_run { "cp", dir, id .. ":/x" }
-    assert.are.equal(125, inward.code)
-    assert.matches("copies out of containers only", inward.err)
     assert.are.equal("", helper.sh("ls -A " .. dir .. " | grep lbox-cp || true").out, "staging left behind")
+  end)
+
+  it("lbox cp copies into a container, running or ended and kept, owned by its root, as it sees its paths", function()
+    local dir = helper.sh("mktemp -d /tmp/lbox-spec.XXXXXX").out:gsub("\n$", "")
+    finally(function() helper.sh("rm -rf " .. dir) end)
+    assert.are.equal(0, helper.sh("mkdir -p " .. dir .. "/src/sub && echo one > " .. dir .. "/src/sub/f && chmod 640 "
+      .. dir .. "/src/sub/f && ln -s /nowhere " .. dir .. "/src/link && echo single > " .. dir .. "/file && chown -R "
+      .. "1234:1234 " .. dir .. "/src " .. dir .. "/file").code)
+    local r = helper.lbox_run { "run", "-d", "sh", "-c",
+      "mkdir /data && ln -s /data /via && ln -s / /escape && echo ready && sleep 30" }
+    assert.are.equal(0, r.code, r.err)
+    local id = r.out:match("^(%x+)\n$")
+    finally(function() helper.lbox_run { "rm", "-f", id } end)
+    assert.is_true(helper.eventually(function() return helper.lbox_run({ "logs", id }).out == "ready\n" end, 5))
+    local function cp(from, to)
+      local copied = helper.lbox_run { "cp", from, id .. ":" .. to }
+      assert.are.equal(0, copied.code, copied.err)
+    end
+    cp(dir .. "/src", "/data")               -- into a directory
+    cp(dir .. "/src", "/fresh")              -- as a new one
+    cp(dir .. "/src/.", "/contents")         -- its contents
+    cp(dir .. "/file", "/via/renamed")       -- through the container's symlink
+    cp(dir .. "/file", "/escape/lbox-spec-escape") -- its / is its own, not the host's
+    local tarball = helper.sh("tar -C " .. dir .. " -cf - --owner=4321 --group=77 --numeric-owner file | "
+      .. helper.lbox .. " cp - " .. id .. ":/data")
+    assert.are.equal(0, tarball.code, tarball.err)
+    assert.are.equal(table.concat({
+      "/contents/link 0:0 link /nowhere", "/contents/sub/f 0:0 640 one",
+      "/data/file 4321:77 644 single", "/data/renamed 0:0 644 single",
+      "/data/src/link 0:0 link /nowhere", "/data/src/sub/f 0:0 640 one",
+      "/fresh/link 0:0 link /nowhere", "/fresh/sub/f 0:0 640 one", "/lbox-spec-escape 0:0 644 single", "" }, "\n"),
+      helper.lbox_run({ "exec", id, "sh", "-c", "for f in $(find /contents /data /fresh /lbox-spec-escape "
+        .. "! -type d | sort); do if [ -L $f ]; then echo $f $(stat -c %u:%g $f) link $(readlink $f); "
+        .. "else echo $f $(stat -c '%u:%g %a' $f) $(cat $f); fi; done" }).out)
+    assert.is_nil(helper.read_file("/lbox-spec-escape"))
+    -- bad input: one line, exit 125
+    for _, case in ipairs {
+      { { dir .. "/src", id .. ":/data/renamed" }, "cannot copy directory .* over file /data/renamed" },
+      { { dir .. "/file", id .. ":/nodir/x" }, "/nodir/x: no such directory in " },
+      { { dir .. "/nope", id .. ":/data" }, "nope: no such file or directory" },
+    } do
+      local answer = helper.lbox_run { "cp", table.unpack(case[1]) }
+      assert.are.equal(125, answer.code, answer.err)
+      assert.matches("^lbox: error: [^\n]*" .. case[2] .. "[^\n]*\n$", answer.err)
+    end
+
+    -- an ended, kept container: into its layer
+    assert.are.equal(0, helper.lbox_run({ "stop", "-t", "0", id }).code)
+    cp(dir .. "/file", "/after")
+    assert.are.equal(0, helper.lbox_run({ "export", id, dir .. "/out.tar" }).code)
+    assert.matches("%-rw%-r%-%-r%-%- 0/0 +7 [^\n]* %./after\n",
+      helper.sh("tar -tvf " .. dir .. "/out.tar --numeric-owner ./after").out)
   end)
 
   it("refuses bad values: one line, exit 125, nothing left", function()

@@ -19,12 +19,16 @@ M.store = store.root
 -- Extended attributes of every namespace, file capabilities
 -- (security.capability) and ACLs among them, into and out of images.
 M.TAR_KEEP = "--xattrs --xattrs-include='*' --acls"
--- tar reading a directory's own filesystem (not what is mounted in it),
--- with "changed as we read it" (exit 1) no failure, to be closed with
--- `|| [ $? -eq 1 ]; }`: a running container's root changes as it is read
--- (on a 6.1 kernel, reading the ACL of its /sys mount point alone does),
--- and what was read is the snapshot, as docker export's.
-M.LIVE_TAR = "{ tar -C %s --one-file-system --warning=no-file-changed " .. M.TAR_KEEP
+--- Archive the directory `dir`'s own filesystem (not what is mounted in
+-- it) into the tarball `archive` (raising a user error starting with
+-- `what`), with `flags` more for tar. "Changed as we read it" (tar's exit 1)
+-- is no failure: a running container's root changes as it is read (on a
+-- 6.1 kernel, reading the ACL of its /sys mount point alone does), and what
+-- was read is the snapshot, as docker export's.
+function M.archive_live(what, dir, archive, flags)
+  fs.run(what, "{ tar -C %s --one-file-system --warning=no-file-changed " .. M.TAR_KEEP .. " " .. flags
+    .. " -cf %s . || [ $? -eq 1 ]; }", dir, archive)
+end
 
 local function images_dir()
   return M.store() .. "/images"
@@ -134,8 +138,7 @@ function M.import(source, name, tar_options)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
       -- the directory's own filesystem: not what is mounted inside it
-      fs.run("cannot read " .. source, M.LIVE_TAR .. (tar_options or "") .. " -cf %s . || [ $? -eq 1 ]; }",
-        source, archive)
+      M.archive_live("cannot read " .. source, source, archive, tar_options or "")
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
@@ -158,8 +161,8 @@ end
 -- it (/proc, /sys, /dev, volumes). `tar_options`: more, as import's.
 function M.export(root, file, tar_options)
   local partial = file .. ".partial"
-  local ok, err = pcall(fs.run, "cannot export to " .. file,
-    M.LIVE_TAR .. (tar_options or "") .. " --numeric-owner -cf %s . || [ $? -eq 1 ]; }", root, partial)
+  local ok, err = pcall(M.archive_live, "cannot export to " .. file, root, partial,
+    "--numeric-owner" .. (tar_options or ""))
   if not ok then
     os.remove(partial)
     error(err, 0)

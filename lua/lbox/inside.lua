@@ -119,7 +119,7 @@ M.steps = {
   { "mount_proc", function(ctx) mounts.mount_proc(ctx.spec.root) end },
   { "mount_sys", function(ctx) mounts.mount_sys(ctx.spec.root) end },
   { "mount_cgroups", function(ctx)
-    mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths)
+    mounts.mount_cgroups(ctx.spec.root, cgroups.unified(), ctx.spec.cgroup_paths, ctx.spec.namespaces.cgroup)
   end },
   { "mount_dev", function(ctx)
     -- in a user namespace no node can be made: the host's are bound
@@ -184,7 +184,7 @@ M.steps = {
   { "bounding_set", function(ctx) confine.bounding_set(ctx.spec) end },
   { "user", function(ctx)
     -- as another user, lbox could not set up anything
-    M.become_user(ctx.spec.user, ctx.spec.env)
+    M.become_user(ctx.spec.user, ctx.spec.env, ctx.terminal)
   end },
   { "capabilities", function(ctx) confine.capabilities(ctx.spec) end },
   { "signals", function() M.reset_signals() end },
@@ -283,8 +283,10 @@ end
 
 --- Become `user` ({ name, group } of a spec; root when nil) as the
 -- container's /etc/passwd and /etc/group know it, and give `env` the
--- user's HOME unless it has one. Runs in the container's root.
-function M.become_user(user, env)
+-- user's HOME unless it has one; `terminal` (exec's pty slave | nil) is
+-- then the user's, as docker gives it: user:tty, 0620. Runs in the
+-- container's root.
+function M.become_user(user, env, terminal)
   local found, msg = users.resolve(user and user.name or "0", user and user.group,
     fs.read_file("/etc/passwd"), fs.read_file("/etc/group"))
   if not found then errors.raise(msg) end
@@ -293,6 +295,10 @@ function M.become_user(user, env)
   -- container's
   core.umask(M.UMASK)
   M.give_stdio(found.uid)
+  if terminal then
+    try("cannot give the user its terminal", core.fchown(terminal, found.uid, M.TTY_GID))
+    try("cannot set the terminal's mode", core.fchmod(terminal, tonumber("620", 8)))
+  end
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))
   try("cannot set the user", core.setuid(found.uid))

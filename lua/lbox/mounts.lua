@@ -113,10 +113,15 @@ end
 --- The container's own cgroups at /sys/fs/cgroup, read-only, as docker
 -- does: on v2 the cgroup namespace's view, on v1 a tmpfs with a bind of the
 -- container's group in each hierarchy.
-function M.mount_cgroups(root, unified, groups)
+function M.mount_cgroups(root, unified, groups, own_namespace)
   local target = root.path .. "/sys/fs/cgroup"
   local flags = NOSUID | NOEXEC | NODEV
-  if unified then
+  if unified and not own_namespace then
+    -- a cgroup2 mount made from the host's cgroup namespace sets the
+    -- hierarchy's options (nsdelegate, memory_recursiveprot) for the whole
+    -- machine: the host's view, bound, leaves them as they are
+    mount("/sys/fs/cgroup", "/sys/fs/cgroup", target, nil, BIND | REC)
+  elseif unified then
     mount("/sys/fs/cgroup", "cgroup2", target, "cgroup2", flags)
   else
     mount("/sys/fs/cgroup", "tmpfs", target, "tmpfs", flags, "mode=755")

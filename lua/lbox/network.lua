@@ -482,8 +482,13 @@ function M.inspect(name)
   errors.raise(string.format("no such network: %s", tostring(name)))
 end
 
---- Remove network `name` and its bridge; refused while a container uses it.
+--- Remove network `name` and its bridge; refused while a container uses it,
+-- and always for the predefined ones (bridge, host, none), as docker.
 function M.remove(name)
+  -- as docker's predefined networks, in use or not
+  if M.RESERVED[name] or name == M.DEFAULT.name then
+    errors.raise(string.format("%s is a pre-defined network and cannot be removed", name))
+  end
   return locked(function()
     local networks = all_networks()
     sweep(networks)
