@@ -173,6 +173,28 @@ describe("user namespaces", function()
     assert.are.equal(first_range(userns.SUBUID) + 1000, upper.uid)
   end)
 
+  it("copies in with the container's owners, and gives exec -t -u its terminal", function()
+    local run = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "60" }
+    assert.are.equal(0, run.code, run.err)
+    local id = run.out:match("%x+")
+    local dir = temp_dir()
+    finally(function()
+      helper.lbox_run { "rm", "-f", id }
+      fs.remove_tree(dir)
+    end)
+    fs.write_file(dir .. "/file", "copied\n")
+    local copied = helper.lbox_run { "cp", dir .. "/file", id .. ":/tmp/" }
+    assert.are.equal(0, copied.code, copied.err)
+    local r = helper.lbox_run { "exec", id, "stat", "-c", "%u %g", "/tmp/file" }
+    assert.are.equal("0 0\n", r.out, r.err)
+    local upper = lfs.attributes(helper.store .. "/containers/" .. id .. "/upper/tmp/file")
+    assert.are.equal(first_range(userns.SUBUID), upper.uid)
+    local term = helper.start_pty { helper.lbox, "exec", "-t", "-u", "1000", id, "sh", "-c",
+      "stat -L -c 'pty=%u:%g' /proc/self/fd/1" }
+    assert.is_true(helper.expect(term, "pty=1000:5"), term.output)
+    assert.are.equal(0, helper.finish_pty(term))
+  end)
+
   it("commits and exports its files with the owners the container sees, running or ended", function()
     local run = helper.lbox_run { "run", "-d", "--userns=auto", "sh", "-c",
       "echo x > /made; chown 1000:1001 /made; touch /ready; sleep 60" }

@@ -430,6 +430,10 @@ function Container:exec(argv, opts)
       if slave then core.close(slave) end
     end)
     if core.isatty(0) then terminal.copy_size(0, master) end
+    -- in a user namespace, its root's (so that the user step may give it on):
+    -- the maps recorded, or this process's container's
+    local maps = self.spec.userns and (self.spec.userns.maps or self.spec.userns)
+    if maps then userns.give_terminal(slave, maps, inside.TTY_GID) end
   end
   hold_signals()
   taken:push("unblock signals", release_signals)
