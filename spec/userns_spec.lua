@@ -191,8 +191,8 @@ describe("user namespaces", function()
     assert.are.equal(first_range(userns.SUBUID), upper.uid)
     local term = helper.start_pty { helper.lbox, "exec", "-t", "-u", "1000", id, "sh", "-c",
       "stat -L -c 'pty=%u:%g' /proc/self/fd/1" }
-    assert.is_true(helper.expect(term, "pty=1000:5"), term.output)
-    assert.are.equal(0, helper.finish_pty(term))
+    assert.is_true(helper.expect(term, "pty=1000:5", 60), term.output)
+    assert.are.equal(0, helper.finish_pty(term, 60))
   end)
 
   it("commits and exports its files with the owners the container sees, running or ended", function()
@@ -225,8 +225,8 @@ describe("user namespaces", function()
   it("gives the container its terminal as root:tty", function()
     local term = helper.start_pty { helper.lbox, "run", "-t", "--userns=auto", "sh", "-c",
       "stat -c 'console=%u:%g' /dev/console; id -u" }
-    assert.is_true(helper.expect(term, "console=0:5"), term.output)
-    assert.are.equal(0, helper.finish_pty(term))
+    assert.is_true(helper.expect(term, "console=0:5", 60), term.output)
+    assert.are.equal(0, helper.finish_pty(term, 60))
   end)
 
   it("takes maps of one's own (--uidmap, --gidmap)", function()
