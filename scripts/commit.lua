@@ -10,5 +10,5 @@ local root <close>, name = views.open_command({
     .. "included; /proc, /sys, /dev and volumes are left out.",
 }, { ... })
 if not root then return 0 end
-print(images.import(root.path, name).name)
+print(images.import(root.path, name, root.tar_options).name)
 return 0

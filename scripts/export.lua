@@ -10,5 +10,5 @@ local root <close>, file = views.open_command({
     .. "out; lbox image import reads the tarball back.",
 }, { ... })
 if not root then return 0 end
-images.export(root.path, file)
+images.export(root.path, file, root.tar_options)
 return 0

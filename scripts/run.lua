@@ -59,6 +59,10 @@ local RUN_OPTIONS = {
   { "privileged", help = "every capability, the host's devices, no seccomp, nothing masked" },
   { "security-opt", value = "OPT", list = true,
     help = "seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges" },
+  { "userns", value = "MODE",
+    help = "host (the default) or auto: root in the container is a range of ids of user lbox in /etc/subuid" },
+  { "uidmap", value = "CTR:HOST:N", list = true, help = "map N user ids from CTR in the container to HOST (repeatable)" },
+  { "gidmap", value = "CTR:HOST:N", list = true, help = "map N group ids, as --uidmap (default: as --uidmap)" },
 }
 
 local LABELS = {
@@ -71,6 +75,8 @@ local LABELS = {
   ["limits.pids"] = "--pids-limit",
   tmpfs = "--tmpfs", ulimits = "--ulimit", shm_size = "--shm-size", extra_hosts = "--add-host", dns = "--dns",
   cap_add = "--cap-add", cap_drop = "--cap-drop", devices = "--device", seccomp = "--security-opt seccomp",
+  userns = "--userns", uidmap = "--uidmap", gidmap = "--gidmap", privileged = "--privileged",
+  join = "--network container:NAME",
 }
 
 local function parsed(flag, value, msg)
@@ -314,6 +320,9 @@ local spec = {
   devices = opts.device,
   no_new_privileges = security.no_new_privileges,
   seccomp = security.seccomp,
+  userns = opts.userns,
+  uidmap = opts.uidmap,
+  gidmap = opts.gidmap,
 }
 local restart
 if opts.restart then

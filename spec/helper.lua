@@ -335,10 +335,30 @@ function M.changed_lines(old, new)
   return changed
 end
 
+-- The user namespace ranges lbox's containers hold (lbox.userns records
+-- each in its container's directory), as "uid START+COUNT gid START+COUNT".
+local function userns_ranges()
+  local found = {}
+  for _, id in ipairs(listing(M.store .. "/containers")) do
+    local ok, maps = pcall(cjson.decode, M.read_file(M.store .. "/containers/" .. id .. "/userns.json") or "")
+    if ok and type(maps) == "table" then
+      local words = {}
+      for _, kind in ipairs { "uid", "gid" } do
+        for _, line in ipairs(maps[kind] or {}) do
+          words[#words + 1] = string.format("%s %d+%d", kind, math.tointeger(line[2]), math.tointeger(line[3]))
+        end
+      end
+      found[#found + 1] = table.concat(words, " ")
+    end
+  end
+  table.sort(found)
+  return found
+end
+
 --- What could leak: mounts, container cgroups, container processes,
 -- state in lbox's store (container directories, staging, images, layers,
--- downloads,
--- networks and their leases), and the host's interfaces, routes and
+-- downloads, networks and their leases, user namespace ranges), and the
+-- host's interfaces, routes and
 -- lbox's nftables rules.
 function M.snapshot()
   return {
@@ -358,6 +378,7 @@ function M.snapshot()
     layers = listing(M.store .. "/layers/sha256"),
     downloads = listing(M.store .. "/downloads"),
     oci = listing(M.oci_root),
+    ranges = userns_ranges(),
   }
 end
 
@@ -396,6 +417,7 @@ function M.assert_no_leaks(before)
   assert.are.same({}, after.containers, "container directories left in the store")
   assert.are.same(before.oci, after.oci, "OCI containers' state left under " .. M.oci_root)
   assert.are.same(before.index, after.index, "entries left in the store's indexes")
+  assert.are.same(before.ranges, after.ranges, "user namespace ranges left taken")
   assert.are.same({}, after.staging, "staging directories left in the store")
   assert.are.same(before.links, after.links, "network interfaces left behind")
   assert.are.same(before.routes, after.routes, "routes left behind")

@@ -15,6 +15,7 @@ local state = require "lbox.state"
 local terminal = require "lbox.terminal"
 local users = require "lbox.users"
 local undo = require "lbox.undo"
+local userns = require "lbox.userns"
 
 local M = {}
 
@@ -90,6 +91,10 @@ M.start_steps = {
     rootfs.claim(c.id, c.spec, c.plan, c.undo)
     c.has_directory = true
   end },
+  { "id_range", function(c)
+    -- a user namespace's maps: with auto, a range of lbox's taken (lbox.userns)
+    if c.spec.userns then c.spec.userns.maps = userns.take(c.id, c.spec.userns) end
+  end },
   { "rootfs", function(c)
     -- in the directory, removed with it
     c.spec.root = rootfs.prepare(c.id, c.spec, c.plan)
@@ -129,6 +134,14 @@ M.start_steps = {
       end
     end
   end },
+  { "idmapped_root", function(c)
+    -- in a user namespace the init can attach its root, not make it: made
+    -- here, its files owned by the container's root; the terminal too
+    local maps = c.spec.userns and c.spec.userns.maps
+    if not maps then return end
+    c.id_shift = userns.prepare_root(rootfs.container_dir(c.id), c.spec.root, c.plan.lower, maps, c.plan.nodev, c.undo)
+    if c.pty_slave then userns.give_terminal(c.pty_slave, maps, inside.TTY_GID) end
+  end },
   { "join", function(c)
     c.undo:push("close the joined namespaces", function() c:close_joined() end)
     c.join_fds = {}
@@ -141,6 +154,8 @@ M.start_steps = {
   { "clone", function(c)
     local flags = 0
     for name in pairs(c.spec.namespaces) do flags = flags | (M.NAMESPACE_FLAGS[name] or 0) end
+    -- the others are then its: its root may use them (id_maps maps it)
+    if c.spec.userns then flags = flags | core.CLONE_NEWUSER end
     -- on cgroup v2 the child is born in its cgroup (clone3); elsewhere, or
     -- on kernels before 5.7, join_cgroup moves it there
     local cgroup_dir = c.cgroup and c.cgroup:unified_path()
@@ -175,6 +190,12 @@ M.start_steps = {
       return true
     end)
     c:close_fds("sync_read", "error_write", "pty_slave")
+  end },
+  { "id_maps", function(c)
+    -- before release_child: the init goes on as its namespace's root
+    if not c.spec.userns then return end
+    userns.release_root(c.spec.root)
+    try("cannot map the container's ids", userns.write_maps(c.pid, c.spec.userns.maps))
   end },
   { "join_cgroup", function(c)
     if c.born_in_cgroup then
@@ -431,6 +452,10 @@ function Container:exec(argv, opts)
       if slave then core.close(slave) end
     end)
     if core.isatty(0) then terminal.copy_size(0, master) end
+    -- in a user namespace, its root's (so that the user step may give it on):
+    -- the maps recorded, or this process's container's
+    local maps = self.spec.userns and (self.spec.userns.maps or self.spec.userns)
+    if maps then userns.give_terminal(slave, maps, inside.TTY_GID) end
   end
   hold_signals()
   taken:push("unblock signals", release_signals)
@@ -439,7 +464,7 @@ function Container:exec(argv, opts)
                 workdir = opts.workdir or self.spec.workdir or "/",
                 -- confined as the container's init: its capabilities, no_new_privs and seccomp program
                 spec = { user = user, env = env, command = argv, capabilities = self.spec.capabilities,
-                         no_new_privileges = self.spec.no_new_privileges },
+                         no_new_privileges = self.spec.no_new_privileges, userns = self.spec.userns },
                 plan = { seccomp_program = self.plan.seccomp_program, ulimits = self.plan.ulimits },
                 supervise = function(child)
                   local status = {}
@@ -525,7 +550,7 @@ function M.attach(recorded)
     spec = { env = recorded.env or {}, workdir = recorded.workdir, user = recorded.user,
              -- recorded before capabilities were: docker's default set
              capabilities = recorded.capabilities or capabilities.DEFAULT,
-             no_new_privileges = recorded.no_new_privileges },
+             no_new_privileges = recorded.no_new_privileges, userns = recorded.userns },
     plan = { seccomp_program = state.seccomp_program(recorded.id), ulimits = recorded.ulimits or {} } }, Container)
   self.cgroup = cgroups.open(recorded.id)
   -- all this process holds of it, let go of by destroy (or <close>)

@@ -52,8 +52,10 @@ local function save_stdin(archive)
 end
 
 -- Extract `archive` in directory `into` (a path inside the root `root`,
--- a host path), in a child whose root is `root`.
-local function extract(root, into, archive, what)
+-- a host path), in a child whose root is `root`; with `userns` (a pidfd of
+-- a container in a user namespace), as that namespace's root, so that the
+-- owners are the container's.
+local function extract(root, into, archive, what, userns)
   local busybox = fs.find_program("busybox")
   if not busybox then errors.raise("lbox cp into a container needs busybox: apt-get install busybox-static") end
   local program = try("cannot open " .. busybox, core.open(busybox, "r"))
@@ -64,7 +66,14 @@ local function extract(root, into, archive, what)
   end
   local pid, why = core.clone(0)
   if pid == 0 then
-    local ok, err = core.chroot(root)
+    local ok, err = true, nil
+    if userns then
+      ok, err = core.setns(userns, core.CLONE_NEWUSER)
+      if ok then ok, err = core.setgroups({}) end
+      if ok then ok, err = core.setgid(0) end
+      if ok then ok, err = core.setuid(0) end
+    end
+    if ok then ok, err = core.chroot(root) end
     if ok then ok, err = core.chdir(into) end
     if ok then ok, err = core.dup2(input, 0) end
     -- numbers, not the names of the container's /etc/passwd
@@ -91,6 +100,10 @@ function M.copy(source, ref, path)
     errors.raise(string.format("%s: no such file or directory", source))
   end
   local root <close> = views.open(ref, { writable = true })
+  if root.userns and not root.process then
+    -- its image's files are the host's ids there, which its root may not write over
+    errors.raise(string.format("cannot copy into %s: it runs in a user namespace and has ended; start it first", ref))
+  end
   -- symlinks resolved as the container sees them; kinds as the host sees
   -- the result (the root itself is a link: /proc/PID/root)
   local resolved = paths.secure_join(root.path, path)
@@ -129,7 +142,7 @@ function M.copy(source, ref, path)
     if not entries then errors.raise("cannot copy " .. source .. ": " .. msg) end
     local checked, why = tar.check(entries)
     if not checked then errors.raise("cannot copy " .. source .. ": " .. why) end
-    extract(root.path, into, archive, ref .. ":" .. path)
+    extract(root.path, into, archive, ref .. ":" .. path, root.userns and root.process)
   end)
   os.remove(archive)
   if not ok then error(err, 0) end

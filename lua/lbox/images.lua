@@ -229,8 +229,9 @@ M.decompressor = decompressor
 
 --- Import a tarball (a `docker export`, plain, .gz, .xz or .zst) or a
 -- directory as image `name`, of one layer. Refuses archives that would
--- write outside the image.
-function M.import(source, name)
+-- write outside the image. `tar_options`: more options for reading a
+-- directory (lbox.views').
+function M.import(source, name, tar_options)
   check_name(name)
   if by_name(name) then errors.raise(string.format("image %q exists: remove it first (lbox image rm %s)", name, name)) end
   local kind = lfs.attributes(source, "mode") -- a link to a directory will do
@@ -241,7 +242,7 @@ function M.import(source, name)
     local archive = dir .. "/import.tar"
     if kind == "directory" then
       -- the directory's own filesystem: not what is mounted inside it
-      M.archive_live("cannot read " .. source, source, archive, "--numeric-owner")
+      M.archive_live("cannot read " .. source, source, archive, "--numeric-owner " .. (tar_options or ""))
     else
       -- the decompressor is one of lbox's own command lines, not user input
       fs.run("cannot read " .. source, decompressor(source) .. " < %s > %s", source, archive)
@@ -253,10 +254,11 @@ end
 
 --- Write the filesystem at `root` (a container's, see lbox.views.open)
 -- to the tarball `file`: that filesystem only, without what is mounted in
--- it (/proc, /sys, /dev, volumes).
-function M.export(root, file)
+-- it (/proc, /sys, /dev, volumes). `tar_options`: more, as import's.
+function M.export(root, file, tar_options)
   local partial = file .. ".partial"
-  local ok, err = pcall(M.archive_live, "cannot export to " .. file, root, partial, "--numeric-owner")
+  local ok, err = pcall(M.archive_live, "cannot export to " .. file, root, partial,
+    "--numeric-owner" .. (tar_options or ""))
   if not ok then
     os.remove(partial)
     error(err, 0)

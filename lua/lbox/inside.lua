@@ -75,6 +75,15 @@ M.steps = {
     core.close(ctx.sync_fd)
     if word ~= M.GO then errors.raise("lbox ended before the container could start") end
   end },
+  { "userns_root", function(ctx)
+    -- lbox has written the maps: from host root, unmapped here, to the
+    -- namespace's root, so that what it makes is the container root's
+    if ctx.spec.userns then
+      try("cannot become the user namespace's root", core.setgroups({}))
+      try("cannot become the user namespace's root", core.setgid(0))
+      try("cannot become the user namespace's root", core.setuid(0))
+    end
+  end },
   { "private_mounts", function()
     -- before any mount: nothing mounted here may propagate back to the host
     try("cannot make mounts private", core.mount(nil, "/", nil, core.MS_REC | core.MS_PRIVATE))
@@ -122,13 +131,14 @@ M.steps = {
     end
   end },
   { "mount_dev", function(ctx)
-    if not ctx.spec.mounts then mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size) end
+    -- in a user namespace no node can be made: the host's are bound
+    if not ctx.spec.mounts then mounts.mount_dev(ctx.spec.root, ctx.console, ctx.spec.shm_size, ctx.spec.userns ~= nil) end
   end },
   { "mount_volumes", function(ctx) mounts.mount_volumes(ctx.spec.root, ctx.spec.volumes, ctx.plan.nodev) end },
   { "mount_tmpfs", function(ctx) mounts.mount_tmpfs(ctx.spec.root, ctx.spec.tmpfs) end },
   { "mount_etc_files", function(ctx) mounts.mount_etc_files(ctx.spec.root) end },
   -- the planned nodes: --device ones, or the host's with --privileged
-  { "devices", function(ctx) mounts.make_devices(ctx.spec.root, ctx.plan.devices) end },
+  { "devices", function(ctx) mounts.make_devices(ctx.spec.root, ctx.plan.devices, ctx.spec.userns ~= nil) end },
   -- in the container's /proc, before mask_paths makes /proc/sys read-only
   { "sysctl", function(ctx) mounts.write_sysctl(ctx.spec.root, ctx.spec.sysctl) end },
   { "mask_paths", function(ctx)
@@ -247,6 +257,11 @@ M.exec_steps = {
       -- a namespace the container shares with lbox is joined as well: no change
       try("cannot join the container's " .. ns[1] .. " namespace", core.setns(ctx.process, ns[2]))
     end
+    -- its user namespace last: the host's root may join the others (a
+    -- cgroup namespace it shares with lbox too), and then is its root
+    if ctx.spec.userns then
+      try("cannot join the container's user namespace", core.setns(ctx.process, core.CLONE_NEWUSER))
+    end
   end },
   { "enter_pid_namespace", function(ctx)
     -- setns(pid) places children only: the command runs in a child, and
@@ -322,7 +337,14 @@ function M.give_stdio(uid)
     local stdio = lfs.attributes("/proc/self/fd/" .. fd)
     local own = stdio and (stdio.mode == "named pipe" or stdio.mode == "socket"
       or (console and console.mode == "char device" and stdio.mode == "char device" and stdio.rdev == console.rdev))
-    if own and stdio.uid ~= uid then try("cannot give the user its stdio", core.fchown(fd, uid)) end
+    if own and stdio.uid ~= uid then
+      -- in a user namespace, lbox's pipes are the host root's, whom it
+      -- does not map: they stay so (as runc leaves them)
+      local ok, msg, errno = core.fchown(fd, uid)
+      if not ok and errno ~= core.EPERM and errno ~= core.EINVAL then
+        errors.raise("cannot give the user its stdio: " .. msg)
+      end
+    end
   end
 end
 

@@ -69,7 +69,16 @@ end
 -- mounts its own (/proc, /dev, volumes) there; the root itself stays
 -- writable for their mount points until make_read_only.
 function M.mount_root(root, read_only, nodev)
-  if root.overlay then
+  if root.mount_fd then
+    -- made by lbox for a user namespace (lbox.userns): attached here
+    try("cannot mount the container's root", core.move_mount(root.mount_fd, root.path))
+    core.close(root.mount_fd)
+    root.mount_fd = nil
+    if root.overlay then return end
+    if nodev then no_devices("the container's root", root.path) end
+    if read_only then read_only_tree("the container's root", root.path) end
+    if read_only then try("cannot make the container's root writable", core.mount_setattr(root.path, 0, ATTR_RDONLY)) end
+  elseif root.overlay then
     local ok, msg = core.mount("overlay", root.path, "overlay", nodev and NODEV or 0, root.overlay)
     if not ok then
       errors.raise("cannot mount the container's root: " .. msg .. ": the store (" .. store.root()
@@ -127,9 +136,17 @@ function M.mount_cgroups(root, unified, groups, own_namespace)
   mount("/sys/fs/cgroup read-only", nil, target, nil, REMOUNT | BIND | RDONLY | flags)
 end
 
---- A fresh /dev: device nodes, a private devpts, /dev/shm, the usual links,
--- and the terminal as /dev/console under -t.
-function M.mount_dev(root, console, shm_size)
+-- The host's device node `host` bound at `path` (a user namespace may
+-- not make nodes: runc's way for it).
+local function bind_node(host, path)
+  fs.write_file(path, "")
+  mount(path, host, path, nil, BIND)
+end
+
+--- A fresh /dev: device nodes (with `bind_nodes`, the host's, bound), a
+-- private devpts, /dev/shm, the usual links, and the terminal as
+-- /dev/console under -t.
+function M.mount_dev(root, console, shm_size, bind_nodes)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
   M.dev_nodes(dev)
@@ -146,10 +163,14 @@ function M.dev_nodes(dev)
   -- the modes asked for, whatever umask lbox was started with
   local umask = core.umask(0)
   for _, d in ipairs(DEVICES) do
-    local ok, msg = core.mknod(dev .. "/" .. d[1], "char", tonumber("666", 8), d[2], d[3])
-    if not ok then
-      core.umask(umask)
-      errors.raise("cannot create /dev/" .. d[1] .. ": " .. msg)
+    if bind_nodes then
+      bind_node("/dev/" .. d[1], dev .. "/" .. d[1])
+    else
+      local ok, msg = core.mknod(dev .. "/" .. d[1], "char", tonumber("666", 8), d[2], d[3])
+      if not ok then
+        core.umask(umask)
+        errors.raise("cannot create /dev/" .. d[1] .. ": " .. msg)
+      end
     end
   end
   core.umask(umask)
@@ -169,17 +190,22 @@ function M.dev_console(dev, console)
 end
 
 --- The device nodes `devices` (from lbox.devices) in the container's
--- /dev (or wherever their target is), root's, with the host node's mode.
-function M.make_devices(root, devices)
+-- /dev (or wherever their target is), root's, with the host node's mode;
+-- with `bind_nodes`, the host's nodes bound.
+function M.make_devices(root, devices, bind_nodes)
   for _, d in ipairs(devices) do
     local path = paths.secure_join(root.path, d.target)
     try("cannot create the directory of " .. d.target, fs.mkdir_p(path:match("^(.*)/[^/]*$")))
     if fs.kind(path) then os.remove(path) end
-    -- the host node's mode, whatever umask lbox was started with
-    local umask = core.umask(0)
-    local ok, msg = core.mknod(path, d.type == "b" and "block" or "char", d.mode, d.major, d.minor)
-    core.umask(umask)
-    if not ok then errors.raise("cannot create device " .. d.target .. ": " .. msg) end
+    if bind_nodes then
+      bind_node(d.host, path)
+    else
+      -- the host node's mode, whatever umask lbox was started with
+      local umask = core.umask(0)
+      local ok, msg = core.mknod(path, d.type == "b" and "block" or "char", d.mode, d.major, d.minor)
+      core.umask(umask)
+      if not ok then errors.raise("cannot create device " .. d.target .. ": " .. msg) end
+    end
   end
 end
 

@@ -15,6 +15,7 @@ local seccomp = require "lbox.seccomp"
 local store = require "lbox.store"
 local units = require "lbox.units"
 local users = require "lbox.users"
+local userns = require "lbox.userns"
 local workload = require "lbox.workload"
 
 local M = {}
@@ -25,7 +26,7 @@ M.FIELDS = {
   "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
   "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
   "ulimits", "shm_size", "extra_hosts", "dns", "init", "labels",
-  "mounts", "masked_paths", "readonly_paths", "sysctl", "oom_score_adj",
+  "mounts", "masked_paths", "readonly_paths", "sysctl", "oom_score_adj", "userns", "uidmap", "gidmap",
 }
 local KNOWN_FIELDS = {}
 for _, name in ipairs(M.FIELDS) do KNOWN_FIELDS[name] = true end
@@ -190,6 +191,7 @@ function M.normalize(spec, labels)
   M.check_limits(spec.limits or {}, out.limits, bad)
   M.check_confinement(spec, out, bad)
   M.check_filesystem(spec, out, bad)
+  userns.check(spec, out, bad, function(field) return (labels or {})[field] or field end)
   return out
 end
 

@@ -7,6 +7,7 @@ local inside = require "lbox.inside"
 local options = require "lbox.options"
 local rootfs = require "lbox.rootfs"
 local state = require "lbox.state"
+local userns = require "lbox.userns"
 
 local M = {}
 
@@ -18,14 +19,16 @@ local overlay_options = rootfs.overlay_options
 -- layer over its image, mounted read-only in a mount namespace of a helper
 -- process, which ends (and the mount with it) when the result is closed
 -- or lbox dies; with opts.writable, mounted read-write (lbox cp into it).
--- Raises a user error when there is no such container.
--- @return to-be-closed { path }
+-- Raises a user error when there is no such container. A container in a
+-- user namespace gives its maps as `userns` (lbox.userns).
+-- @return to-be-closed { path, userns = maps | nil }
 function M.open(ref, opts)
   local found = state.find(ref)
-  local view = setmetatable({}, { __close = function(v)
+  local view = setmetatable({ userns = found.userns, dir = rootfs.container_dir(found.id) }, { __close = function(v)
     if v.process then core.close(v.process) end
     if v.hold then core.close(v.hold) end
     if v.pid then core.waitpid(v.pid) end
+    if v.remove_maps then v.remove_maps() end
   end })
   -- a running container's PID 1, if it is still the recorded process (not
   -- one that took its number); else it ended: its layer, below
@@ -77,13 +80,19 @@ end
 
 --- The command line of commit and export, `CONTAINER OTHER` (parsed by
 -- options.command with `command`, whose operands it sets): the container's
--- view (M.open) and OTHER, or nothing after --help.
+-- view (M.open) and OTHER, or nothing after --help. The view of a
+-- container in a user namespace has `tar_options` too, for GNU tar to read
+-- its files with the owners the container sees.
 -- @return to-be-closed view, string
 function M.open_command(command, argv)
   command.operands = { 2, 2 }
   local opts, operands = options.command(command, argv)
   if not opts then return nil end
-  return M.open(operands[1]), operands[2]
+  local view = M.open(operands[1])
+  if view.userns then
+    view.tar_options, view.remove_maps = userns.tar_owner_options(view.path, view.userns, view.dir)
+  end
+  return view, operands[2]
 end
 
 return M
