@@ -149,7 +149,7 @@ end
 function M.mount_dev(root, console, shm_size, bind_nodes)
   local dev = ensure(root.path, "/dev")
   mount("/dev", "tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=65536k")
-  M.dev_nodes(dev)
+  M.dev_nodes(dev, bind_nodes)
   for _, sub in ipairs { "pts", "shm", "mqueue" } do lfs.mkdir(dev .. "/" .. sub) end
   mount("/dev/pts", "devpts", dev .. "/pts", "devpts", NOSUID | NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
   mount("/dev/shm", "shm", dev .. "/shm", "tmpfs", NOSUID | NODEV | NOEXEC, "mode=1777,size=" .. (shm_size or 65536 * 1024))
@@ -158,8 +158,9 @@ function M.mount_dev(root, console, shm_size, bind_nodes)
 end
 
 --- The device nodes and links every container's /dev has, in the
--- directory `dev` (a fresh tmpfs).
-function M.dev_nodes(dev)
+-- directory `dev` (a fresh tmpfs); with `bind_nodes`, the host's nodes
+-- bound (in a user namespace, where none can be made).
+function M.dev_nodes(dev, bind_nodes)
   -- the modes asked for, whatever umask lbox was started with
   local umask = core.umask(0)
   for _, d in ipairs(DEVICES) do
