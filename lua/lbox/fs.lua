@@ -1,4 +1,5 @@
 --- Small filesystem helpers on top of LuaFileSystem.
+local cjson = require "cjson"
 local errors = require "lbox.errors"
 local lfs = require "lfs"
 
@@ -10,6 +11,18 @@ function M.read_file(path)
   local data = f:read("a")
   f:close()
   return data
+end
+
+--- The JSON object in file `path`, its whole numbers as integers (cjson
+-- reads every number as a float: pids, exit codes) | nil when the file is
+-- missing or holds no object.
+function M.read_json(path)
+  local ok, object = pcall(cjson.decode, M.read_file(path) or "")
+  if not ok or type(object) ~= "table" then return nil end
+  for key, value in pairs(object) do
+    if math.type(value) == "float" and math.tointeger(value) then object[key] = math.tointeger(value) end
+  end
+  return object
 end
 
 --- Write `data` to `path` (replacing it); raises a user error on failure.

@@ -52,19 +52,9 @@ local function check_id(id)
   if not M.valid_id(id) then fail("invalid container id %q: letters, digits, '_', '+', '.' and '-'", tostring(id)) end
 end
 
--- cjson reads every number as a float
-local function integers(t)
-  for k, v in pairs(t) do
-    if math.type(v) == "float" and math.tointeger(v) then t[k] = math.tointeger(v) end
-  end
-  return t
-end
-
 --- The record of container `id` | nil when there is none.
 function M.read(id)
-  local text = fs.read_file(M.dir(id) .. "/state.json")
-  local ok, record = pcall(cjson.decode, text or "")
-  return ok and type(record) == "table" and integers(record) or nil
+  return fs.read_json(M.dir(id) .. "/state.json")
 end
 
 --- The record of `id`; raises "does not exist" (exit 1) when none.

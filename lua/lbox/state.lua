@@ -21,19 +21,9 @@ function M.dir(id)
   return M.base() .. "/" .. id
 end
 
--- cjson reads every number as a float: pids and exit codes are integers
-local function integers(t)
-  for k, v in pairs(t) do
-    if math.type(v) == "float" and math.tointeger(v) then t[k] = math.tointeger(v) end
-  end
-  return t
-end
-
 --- The state of container `id` | nil
 function M.read(id)
-  local text = fs.read_file(M.dir(id) .. "/state.json")
-  local ok, state = pcall(cjson.decode, text or "")
-  return ok and type(state) == "table" and integers(state) or nil
+  return fs.read_json(M.dir(id) .. "/state.json")
 end
 
 --- Replace the state of container `id` with `state`.
