@@ -181,7 +181,7 @@ local function check_process(config, spec, extra)
   local extra_gids = list(user, "additionalGids", "process.user.additionalGids")
   if extra_gids and #extra_gids > 0 then
     spec.groups = {}
-    for i, extra in ipairs(extra_gids) do spec.groups[i] = math.tointeger(extra) or extra end -- JSON's numbers are floats
+    for i, id in ipairs(extra_gids) do spec.groups[i] = math.tointeger(id) or id end -- JSON's numbers are floats
   end
   refuse_nonempty(user, "username", "process.user.username", "is for Windows")
   integer_field(user, "umask", "process.user.umask")
