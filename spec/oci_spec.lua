@@ -80,7 +80,8 @@ describe("lbox oci", function()
     assert.are.equal(0, helper.lbox_run({ "run", "true" }).code)
     bundle = assert(io.popen("mktemp -d /tmp/lbox-oci-bundle.XXXXXX")):read("l")
     shared = bundle .. "/shared"
-    local r = helper.sh(string.format("cp -a %s/images/busybox/rootfs %s/rootfs && mkdir %s", helper.store, bundle, shared))
+    local r = helper.sh(string.format("mkdir %s/rootfs %s && cp -a %s/images/busybox/rootfs/. %s/rootfs",
+      bundle, shared, helper.store, bundle))
     assert.are.equal(0, r.code, r.err)
   end)
 
@@ -163,6 +164,16 @@ describe("lbox oci", function()
     local r = oci("run", "--bundle", bundle, "m1")
     assert.are.equal(0, r.code, r.err)
     assert.are.equal("tmpfs-writable\n321\n654\nCapEff:\t0000000000000020\n99\nsys-read-only\n", r.out)
+  end)
+
+  it("process.user: uid, gid and additionalGids, the supplementary groups", function()
+    write_config(function(config)
+      config.process.user = { uid = 1234, gid = 99, additionalGids = { 10, 20, 99 } }
+      config.process.args = { "sh", "-c", "id -u; id -g; id -G" }
+    end)
+    local r = oci("run", "--bundle", bundle, "g1")
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("1234\n99\n99 10 20\n", r.out)
   end)
 
   it("exec, ps, pause and resume in a running container", function()
