@@ -53,6 +53,35 @@ describe("podman with lbox-oci as its runtime #podman", function()
     assert.are.equal(7, r.code, r.err)
   end)
 
+  it("podman run --memory: an allocation past the limit is OOM-killed", function()
+    local function allocate(size)
+      return run("run", "--rm", "--network", "none", "--memory", "30m", "--memory-swap", "30m", IMAGE,
+                 "dd", "if=/dev/zero", "of=/dev/null", "bs=" .. size, "count=1")
+    end
+    local r = allocate("10M")
+    assert.are.equal(0, r.code, r.err)
+    r = allocate("60M")
+    assert.are.equal(137, r.code, r.err)
+  end)
+
+  it("podman pause, unpause and stop (TERM reaches the process)", function()
+    local function status()
+      return run("inspect", "--format", "{{.State.Status}}", "lbox-podman-stop").out
+    end
+    local r = run("run", "-d", "--network", "none", "--name", "lbox-podman-stop", IMAGE, "sh", "-c",
+                  "trap 'exit 3' TERM; while :; do sleep 0.1; done")
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(0, run("pause", "lbox-podman-stop").code)
+    assert.are.equal("paused\n", status())
+    assert.are.equal(0, run("unpause", "lbox-podman-stop").code)
+    assert.are.equal("running\n", status())
+    r = run("stop", "--time", "60", "lbox-podman-stop")
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("exited\n", status())
+    assert.are.equal("3\n", run("inspect", "--format", "{{.State.ExitCode}}", "lbox-podman-stop").out)
+    assert.are.equal(0, run("rm", "lbox-podman-stop").code)
+  end)
+
   it("podman run -d, exec, kill, wait and rm", function()
     local r = run("run", "-d", "--network", "none", "--name", "lbox-podman", IMAGE, "sleep", "1000")
     assert.are.equal(0, r.code, r.err)
