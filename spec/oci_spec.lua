@@ -176,6 +176,27 @@ describe("lbox oci", function()
     assert.are.equal("1234\n99\n99 10 20\n", r.out)
   end)
 
+  it("lbox.oci.load: a bundle as a container, its steps changed before start (the REPL's way)", function()
+    write_config(command("cat /shared/mark; exit 4"))
+    local script = bundle .. "/load.lua"
+    helper.write_file(script, string.format([[
+local lbox = require "lbox"
+local box = lbox.oci.load(%q)
+local names = {}
+for _, step in ipairs(box:steps()) do names[step] = true end
+assert(names.pivot_root and names.exec, "steps missing")
+box:before("exec", "mark", function()
+  local f = assert(io.open("/shared/mark", "w"))
+  f:write("stepped\n")
+  f:close()
+end)
+print(box:start():wait().exit_code)
+]], bundle))
+    local r = helper.lbox_run { script }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("stepped\n4\n", r.out)
+  end)
+
   it("exec, ps, pause and resume in a running container", function()
     write_config(function(config)
       config.hostname = "exec-box"
