@@ -3,6 +3,7 @@
 -- offline from a tarball of the built-in busybox image. Everything podman
 -- keeps (its storage, run and tmp directories) is under a directory of
 -- the spec's; the network is none (no CNI).
+local core = require "lbox.core"
 local fs = require "lbox.fs"
 local helper = require "helper"
 
@@ -80,6 +81,20 @@ describe("podman with lbox-oci as its runtime #podman", function()
     assert.are.equal("exited\n", status())
     assert.are.equal("3\n", run("inspect", "--format", "{{.State.ExitCode}}", "lbox-podman-stop").out)
     assert.are.equal(0, run("rm", "lbox-podman-stop").code)
+  end)
+
+  it("podman run -it: the process on a terminal of its size, typed input reaches it", function()
+    local argv = { table.unpack(podman) }
+    for _, word in ipairs { "run", "-it", "--rm", "--network", "none", IMAGE, "sh", "-c",
+                            "stty size; tty; read line; echo got-$line; exit 6" } do
+      argv[#argv + 1] = word
+    end
+    local term = helper.start_pty(argv, 31, 91)
+    assert.is_true(helper.expect(term, "/dev/%S+", 120), term.output)
+    assert.matches("31 91", term.output)
+    core.write(term.master, "typed\r")
+    assert.is_true(helper.expect(term, "got%-typed", 60), term.output)
+    assert.are.equal(6, helper.finish_pty(term, 60))
   end)
 
   it("podman run -d, exec, kill, wait and rm", function()
