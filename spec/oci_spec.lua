@@ -80,7 +80,8 @@ describe("lbox oci", function()
     assert.are.equal(0, helper.lbox_run({ "run", "true" }).code)
     bundle = assert(io.popen("mktemp -d /tmp/lbox-oci-bundle.XXXXXX")):read("l")
     shared = bundle .. "/shared"
-    local r = helper.sh(string.format("cp -a %s/images/busybox/rootfs %s/rootfs && mkdir %s", helper.store, bundle, shared))
+    local r = helper.sh(string.format("mkdir %s/rootfs %s && cp -a %s/images/busybox/rootfs/. %s/rootfs",
+      bundle, shared, helper.store, bundle))
     assert.are.equal(0, r.code, r.err)
   end)
 
@@ -163,6 +164,37 @@ describe("lbox oci", function()
     local r = oci("run", "--bundle", bundle, "m1")
     assert.are.equal(0, r.code, r.err)
     assert.are.equal("tmpfs-writable\n321\n654\nCapEff:\t0000000000000020\n99\nsys-read-only\n", r.out)
+  end)
+
+  it("process.user: uid, gid and additionalGids, the supplementary groups", function()
+    write_config(function(config)
+      config.process.user = { uid = 1234, gid = 99, additionalGids = { 10, 20, 99 } }
+      config.process.args = { "sh", "-c", "id -u; id -g; id -G" }
+    end)
+    local r = oci("run", "--bundle", bundle, "g1")
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("1234\n99\n99 10 20\n", r.out)
+  end)
+
+  it("lbox.oci.load: a bundle as a container, its steps changed before start (the REPL's way)", function()
+    write_config(command("cat /shared/mark; exit 4"))
+    local script = bundle .. "/load.lua"
+    helper.write_file(script, string.format([[
+local lbox = require "lbox"
+local box = lbox.oci.load(%q)
+local names = {}
+for _, step in ipairs(box:steps()) do names[step] = true end
+assert(names.pivot_root and names.exec, "steps missing")
+box:before("exec", "mark", function()
+  local f = assert(io.open("/shared/mark", "w"))
+  f:write("stepped\n")
+  f:close()
+end)
+print(box:start():wait().exit_code)
+]], bundle))
+    local r = helper.lbox_run { script }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("stepped\n4\n", r.out)
   end)
 
   it("exec, ps, pause and resume in a running container", function()

@@ -30,6 +30,10 @@ lbox.network = {
   inspect = function(...) return network.inspect(...) end, remove = function(...) return network.remove(...) end,
 }
 
+--- OCI bundles: load(bundle_dir) -> a container (not started) of its
+-- config.json, to step through in the REPL.
+lbox.oci = { load = function(...) return require("lbox.oci").load(...) end }
+
 --- The ordered setup steps, for recipes that change them.
 lbox.start_steps = container.start_steps
 lbox.init_steps = container.init_steps

@@ -206,7 +206,7 @@ M.steps = {
   { "bounding_set", function(ctx) confine.bounding_set(ctx.spec) end },
   { "user", function(ctx)
     -- as another user, lbox could not set up anything
-    M.become_user(ctx.spec.user, ctx.spec.env, ctx.terminal)
+    M.become_user(ctx.spec.user, ctx.spec.env, ctx.terminal, ctx.spec.groups)
   end },
   { "capabilities", function(ctx) confine.capabilities(ctx.spec) end },
   { "signals", function() M.reset_signals() end },
@@ -306,9 +306,10 @@ end
 --- Become `user` ({ name, group } of a spec; root when nil) as the
 -- container's /etc/passwd and /etc/group know it, and give `env` the
 -- user's HOME unless it has one; `terminal` (exec's pty slave | nil) is
--- then the user's, as docker gives it: user:tty, 0620. Runs in the
--- container's root.
-function M.become_user(user, env, terminal)
+-- then the user's, as docker gives it: user:tty, 0620; `extra_groups`
+-- (gids | nil) are supplementary groups besides /etc/group's, as docker's
+-- --group-add and OCI's additionalGids. Runs in the container's root.
+function M.become_user(user, env, terminal, extra_groups)
   local found, msg = users.resolve(user and user.name or "0", user and user.group,
     fs.read_file("/etc/passwd"), fs.read_file("/etc/group"))
   if not found then errors.raise(msg) end
@@ -320,6 +321,11 @@ function M.become_user(user, env, terminal)
   if terminal then
     try("cannot give the user its terminal", core.fchown(terminal, found.uid, M.TTY_GID))
     try("cannot set the terminal's mode", core.fchmod(terminal, tonumber("620", 8)))
+  end
+  local has = {}
+  for _, gid in ipairs(found.groups) do has[gid] = true end
+  for _, gid in ipairs(extra_groups or {}) do
+    if not has[gid] then found.groups[#found.groups + 1], has[gid] = gid, true end
   end
   try("cannot set the groups", core.setgroups(found.groups))
   try("cannot set the group", core.setgid(found.gid))

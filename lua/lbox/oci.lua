@@ -234,6 +234,19 @@ function M.apply_recipe(box, path)
   add_steps(box)
 end
 
+--- A container of the bundle at `bundle` (config.json and its root),
+-- not started and kept out of lbox oci's state: an lbox container like
+-- any other, whose steps (box:steps(), before, after, replace) a REPL can
+-- look at and change before box:start(). The root is the bundle's, as it
+-- is. @return box, extra { annotations, hooks, console_size }
+function M.load(bundle)
+  bundle = absolute(bundle or ".")
+  local spec, extra = oci_config.to_spec(oci_config.read(bundle), bundle, fs.random_hex(32))
+  local box = container.new(spec, oci_config.LABELS)
+  box:replace("rootfs", function(c) c.spec.root = { path = c.spec.rootfs, files = {} } end)
+  return box, extra
+end
+
 --- Make container `opts.id` of the bundle `opts.bundle`: every mount,
 -- namespace and limit in place, its init waiting before exec (unless
 -- `opts.started`: then it runs). With `opts.foreground` (run), this

@@ -28,7 +28,8 @@ local UNLIMITED = 2 ^ 63
 -- The spec fields lbox names in errors, as the config calls them.
 M.LABELS = {
   command = "process.args", rootfs = "root.path", hostname = "hostname", env = "process.env",
-  workdir = "process.cwd", user = "process.user", namespaces = "linux.namespaces", join = "linux.namespaces",
+  workdir = "process.cwd", user = "process.user", groups = "process.user.additionalGids",
+  namespaces = "linux.namespaces", join = "linux.namespaces",
   ["limits.memory"] = "linux.resources.memory.limit", ["limits.memory_swap"] = "linux.resources.memory.swap",
   ["limits.cpus"] = "linux.resources.cpu.quota", ["limits.cpu_shares"] = "linux.resources.cpu.shares",
   ["limits.cpuset_cpus"] = "linux.resources.cpu.cpus", ["limits.cpuset_mems"] = "linux.resources.cpu.mems",
@@ -177,7 +178,11 @@ local function check_process(config, spec, extra)
   local uid = integer_field(user, "uid", "process.user.uid") or 0
   local gid = integer_field(user, "gid", "process.user.gid") or 0
   if uid < 0 or gid < 0 then bad("process.user", "uid and gid must not be negative") end
-  refuse_nonempty(user, "additionalGids", "process.user.additionalGids", "supplementary groups are not supported by lbox")
+  local extra_gids = list(user, "additionalGids", "process.user.additionalGids")
+  if extra_gids and #extra_gids > 0 then
+    spec.groups = {}
+    for i, id in ipairs(extra_gids) do spec.groups[i] = math.tointeger(id) or id end -- JSON's numbers are floats
+  end
   refuse_nonempty(user, "username", "process.user.username", "is for Windows")
   integer_field(user, "umask", "process.user.umask")
   spec.user = uid .. ":" .. gid

@@ -210,8 +210,9 @@ function M.save(name, dir, tag)
       local digest, size = put_blob(partial, archive .. ".gz")
       descriptors[i] = { mediaType = "application/vnd.oci.image.layer.v1.tar+gzip", digest = digest, size = size }
     end
-    local config = cjson.decode(fs.read_file(image.dir .. "/config.json") or "null") or
-      { architecture = "amd64", os = "linux", config = image.config }
+    local text = fs.read_file(image.dir .. "/config.json")
+    -- an image without one (from before layers) has its command in its manifest
+    local config = text and cjson.decode(text) or { architecture = "amd64", os = "linux", config = image.config }
     config.rootfs = { type = "layers", diff_ids = diff_ids }
     fs.write_file(tmp .. "/config.json", cjson.encode(config))
     local config_digest, config_size = put_blob(partial, tmp .. "/config.json")

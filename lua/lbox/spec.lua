@@ -23,7 +23,7 @@ local M = {}
 --- The fields a spec may have; any other is refused, as a typo would be.
 M.FIELDS = {
   "command", "image", "rootfs", "hostname", "env", "workdir", "read_only", "volumes", "tmpfs", "namespaces",
-  "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "accounting", "keep",
+  "join", "network", "tty", "stdin", "stdio", "limits", "id", "name", "user", "groups", "accounting", "keep",
   "cap_add", "cap_drop", "privileged", "no_new_privileges", "seccomp", "devices",
   "ulimits", "shm_size", "extra_hosts", "dns", "init", "labels",
   "mounts", "masked_paths", "readonly_paths", "sysctl", "oom_score_adj", "userns", "uidmap", "gidmap",
@@ -96,6 +96,11 @@ function M.normalize(spec, labels)
     local user, group = users.parse(spec.user)
     if not user then bad("user", "%s", group) end -- group is then the reason
     out.user = { name = user, group = group }
+  end
+  if spec.groups ~= nil then
+    local groups, msg = users.check_groups(spec.groups)
+    if not groups then bad("groups", "%s", msg) end
+    out.groups = groups
   end
   out.keep = spec.keep and true or false
   out.accounting = spec.accounting and true or false

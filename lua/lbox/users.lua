@@ -63,4 +63,18 @@ function M.resolve(user, group, passwd_text, group_text)
   return { uid = math.tointeger(uid), gid = math.tointeger(gid), groups = supplementary, home = home }
 end
 
+--- Is `list` a list of group ids (numbers), at most 32 (with the user's
+-- own, setgroups takes 64)? @return a copy | nil, message
+function M.check_groups(list)
+  if type(list) ~= "table" or #list > 32 then return nil, "must be a list of at most 32 group ids" end
+  local copy = {}
+  for i, gid in ipairs(list) do
+    if math.type(gid) ~= "integer" or gid < 0 or gid > MAX_ID then
+      return nil, string.format("%s is not a group id (0 to %d)", tostring(gid), MAX_ID)
+    end
+    copy[i] = gid
+  end
+  return copy
+end
+
 return M
