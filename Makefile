@@ -101,7 +101,7 @@ debian-root:
 # make it with. So do #podman and #containerd (Go binaries under
 # emulation; lbox oci itself runs there in spec/oci_spec.lua).
 test-v2: all
-	spec/v2vm/run-in-v2vm.sh -t 2400 -r -e LBOX_STORE=/tmp/lbox-store $(CURDIR) \
+	spec/v2vm/run-in-v2vm.sh -t 3600 -r -e LBOX_STORE=/tmp/lbox-store $(CURDIR) \
 	  'spec/v2vm/add-swap && spec/v2vm/add-network-modules && $(BUSTED) --exclude-tags=userland,podman,containerd spec'
 
 check: all
