@@ -31,6 +31,8 @@ local RUN_OPTIONS = {
       .. "or container:NAME (share its network)" },
   { "publish", short = "p", value = "[IP:]HOSTPORT:PORT[/tcp|/udp]", list = true,
     help = "publish a port of the container on the host (repeatable; implies --network bridge)" },
+  { "publish-all", short = "P",
+    help = "publish each port the image exposes on a free host port (see lbox inspect; implies --network bridge)" },
   { "detach", short = "d", help = "run in the background and print the container's id" },
   { "name", value = "NAME", help = "a unique name for the container" },
   { "rm", help = "remove the container when it ends (always, without -d)" },
@@ -280,7 +282,14 @@ if #command == 0 then
   errors.raise('"lbox run" requires a command to run (see lbox run --help)')
 end
 
-local namespaces, join, attachment = network_from(opts.network, ports_from(opts.publish))
+local ports = ports_from(opts.publish)
+if opts["publish-all"] then
+  -- host port 0: the network chooses a free one as the container starts
+  for _, exposed in ipairs(settings.exposed) do
+    ports[#ports + 1] = { host_port = 0, container_port = exposed.port, protocol = exposed.protocol }
+  end
+end
+local namespaces, join, attachment = network_from(opts.network, ports)
 local security = security_from(opts["security-opt"])
 local spec = {
   command = command,

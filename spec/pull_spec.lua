@@ -667,4 +667,43 @@ describe("lbox pull", function()
     end
     assert.is_nil(helper.lbox_run({ "image", "ls" }).out:find("lbox-spec-bad-archive", 1, true))
   end)
+
+  it("shows an image's ExposedPorts and publishes each on a free host port with -P", function()
+    local work = sh("mktemp -d /tmp/lbox-spec.XXXXXX"):gsub("\n$", "")
+    finally(function() sh("rm -rf " .. work) end)
+    local cjson = require "cjson"
+    sh("mkdir -p " .. work .. "/a/l1 && cp " .. BUILD .. "/busybox.tar " .. work .. "/a/l1/layer.tar")
+    helper.write_file(work .. "/a/config.json", cjson.encode { architecture = "amd64", os = "linux",
+      config = { ExposedPorts = { ["80/tcp"] = {}, ["81/tcp"] = {} } },
+      rootfs = { type = "layers", diff_ids = { sha256(BUILD .. "/busybox.tar") } } })
+    helper.write_file(work .. "/a/manifest.json", cjson.encode { { Config = "config.json", Layers = { "l1/layer.tar" } } })
+    sh("tar -C " .. work .. "/a -cf " .. work .. "/image.tar .")
+    local name = "lbox-spec-exposed"
+    assert.are.equal(0, helper.lbox_run({ "image", "import", "docker-archive:" .. work .. "/image.tar", name }).code)
+    local shown = cjson.decode(helper.lbox_run({ "image", "inspect", name }).out)[1]
+    assert.are.same({ ["80/tcp"] = {}, ["81/tcp"] = {} }, shown.config.config.ExposedPorts)
+    local r = helper.lbox_run { "run", "-d", "--name", "spec-exposed", "-P", name, "sh", "-c",
+      "while true; do echo pong80 | nc -l -p 80; done & while true; do echo pong81 | nc -l -p 81; done" }
+    finally(function()
+      helper.lbox_run { "rm", "-f", "spec-exposed" }
+      helper.lbox_run { "image", "rm", name }
+    end)
+    assert.are.equal(0, r.code, r.err)
+    local ports = cjson.decode(helper.lbox_run({ "inspect", "spec-exposed" }).out)[1].ports
+    assert.are.equal(2, #ports)
+    local seen = {}
+    for _, port in ipairs(ports) do
+      -- JSON's numbers come back as floats
+      port.host_port, port.container_port = math.tointeger(port.host_port), math.tointeger(port.container_port)
+      assert.is_true(port.host_port >= 32768 and port.host_port <= 60999, tostring(port.host_port))
+      assert.is_nil(seen[port.host_port])
+      seen[port.host_port] = true
+      -- reached through the chosen port on the host's loopback
+      assert.is_true(helper.eventually(function()
+        return helper.sh("/bin/busybox nc -w 2 127.0.0.1 " .. port.host_port .. " </dev/null").out
+          == "pong" .. port.container_port .. "\n"
+      end), "no answer through 127.0.0.1:" .. port.host_port)
+    end
+    assert.are.equal(0, helper.lbox_run({ "rm", "-f", "spec-exposed" }).code)
+  end)
 end)
