@@ -558,6 +558,48 @@ describe("lbox pull", function()
       helper.lbox_run({ "image", "import", "oci:" .. work, "lbox-spec-x" }).err)
   end)
 
+  it("saves an image as a docker save archive and imports it back, whiteouts, configuration and all", function()
+    local work = sh("mktemp -d /tmp/lbox-spec.XXXXXX"):gsub("\n$", "")
+    finally(function() sh("rm -rf " .. work) end)
+    local cjson = require "cjson"
+    local name = registry.host .. "/lbox/layered:v1"
+    assert.are.equal(0, pull("lbox/layered:v1").code)
+    local file = work .. "/image.tar"
+    local save = helper.lbox_run { "image", "save", name, "docker-archive:" .. file }
+    assert.are.same({ 0, "" }, { save.code, save.err })
+    -- docker's layout: manifest.json, HEX.json, DIFF_ID/layer.tar named by their digests
+    sh("mkdir " .. work .. "/x && tar -xf " .. file .. " -C " .. work .. "/x")
+    local manifest = cjson.decode(helper.read_file(work .. "/x/manifest.json"))
+    assert.are.same({ name }, manifest[1].RepoTags)
+    assert.are.equal(manifest[1].Config:match("^(%x+)%.json$"), sha256(work .. "/x/" .. manifest[1].Config):sub(8))
+    local config = cjson.decode(helper.read_file(work .. "/x/" .. manifest[1].Config))
+    assert.are.equal(3, #manifest[1].Layers)
+    for i, layer in ipairs(manifest[1].Layers) do
+      assert.are.equal(config.rootfs.diff_ids[i], sha256(work .. "/x/" .. layer))
+      assert.are.equal(layer, config.rootfs.diff_ids[i]:sub(8) .. "/layer.tar")
+    end
+    assert.matches("%./bin/%.wh%.ls\n", sh("tar -tf " .. work .. "/x/" .. manifest[1].Layers[3]))
+    local before_config = cjson.decode(helper.lbox_run({ "image", "inspect", name }).out)[1].config.config
+    assert.are.same(before_config, config.config)
+    -- a file that exists is not overwritten
+    local again = helper.lbox_run { "image", "save", name, "docker-archive:" .. file }
+    assert.are.same({ 125, "lbox: error: " .. file .. " exists: save to a new file\n" }, { again.code, again.err })
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", name }).code)
+    local import = helper.lbox_run { "image", "import", "docker-archive:" .. file, "lbox-spec-from-archive" }
+    assert.are.same({ 0, "lbox-spec-from-archive\n" }, { import.code, import.out }, import.err)
+    finally(function() helper.lbox_run { "image", "rm", "lbox-spec-from-archive" } end)
+    local run = helper.lbox_run { "run", "lbox-spec-from-archive", "sh", "-c",
+      "ls /data; cat /etc/layer; test -e /bin/ls || echo ls is gone" }
+    assert.are.same({ 0, "new\nthree\nls is gone\n" }, { run.code, run.out }, run.err)
+    assert.are.same(before_config,
+      cjson.decode(helper.lbox_run({ "image", "inspect", "lbox-spec-from-archive" }).out)[1].config.config)
+    assert.are.equal(0, helper.lbox_run({ "image", "rm", "lbox-spec-from-archive" }).code)
+    -- no image, no file
+    local none = helper.lbox_run { "image", "save", "lbox-spec-nosuch", "docker-archive:" .. work .. "/none.tar" }
+    assert.are.same({ 125, "lbox: error: no image \"lbox-spec-nosuch\"\n" }, { none.code, none.err })
+    assert.is_nil(lfs.attributes(work .. "/none.tar"))
+  end)
+
   it("still runs, lists and removes an image from before layers (a rootfs directory)", function()
     local dir = STORE .. "/images/lbox-spec-legacy"
     finally(function() sh("rm -rf " .. dir) end)
