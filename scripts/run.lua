@@ -3,6 +3,7 @@
 -- mount, IPC and network namespaces, with optional limits.
 local core = require "lbox.core"
 local errors = require "lbox.errors"
+local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
 local lbox = require "lbox"
@@ -274,6 +275,13 @@ elseif not opts.rootfs and args[first] and args[first]:find("^%w[^/]*/") and reg
   -- a registry's reference is never a command: say what is missing
   errors.raise(string.format("no image %s in the store: lbox pull %s first (lbox run does not pull)", args[first],
     args[first]))
+elseif not opts.rootfs and not opts.entrypoint and not opts.volume and args[first] and images.valid_name(args[first])
+  and not args[first]:find("/") and not images.has_command(images.get(images.DEFAULT), args[first],
+    exec.DEFAULT_PATH) then
+  -- neither (and no volume that could bring it): a docker user meant an
+  -- image ("Unable to find image"), which lbox does not pull
+  errors.raise(string.format("no image %s in the store, and no command %s in the %s image: lbox pull %s first "
+    .. "(lbox run does not pull)", args[first], args[first], images.DEFAULT, args[first]))
 end
 -- the image's Entrypoint and Cmd, Env, WorkingDir and User, as docker applies them
 local settings = images.run_settings(image, table.move(args, first, #args, 1, {}), opts.entrypoint)

@@ -153,7 +153,12 @@ describe("lbox run", function()
     local hi = helper.lbox_run { "run", "echo", "hi" }
     assert.are.same({ 0, "hi\n" }, { hi.code, hi.out })
     local cases = {
-      { { "no-such-command" }, 127, 'exec "no%-such%-command": executable file not found in %$PATH' },
+      { { "busybox", "no-such-command" }, 127, 'exec "no%-such%-command": executable file not found in %$PATH' },
+      -- neither an image nor a command: a docker user meant an image, which lbox does not pull
+      { { "no-such-command" }, 125, "no image no%-such%-command in the store, and no command no%-such%-command in "
+        .. "the busybox image: lbox pull no%-such%-command first %(lbox run does not pull%)" },
+      { { "alpine:3" }, 125, "no image alpine:3 in the store, and no command alpine:3 in the busybox image: "
+        .. "lbox pull alpine:3 first %(lbox run does not pull%)" },
       { { "/no/such/file" }, 127, 'exec "/no/such/file": no such file or directory' },
       { { "/fixtures/not-executable.txt" }, 126, 'exec "/fixtures/not%-executable.txt": permission denied' },
       { { "/etc" }, 126, 'exec "/etc": permission denied' },

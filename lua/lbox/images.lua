@@ -227,6 +227,25 @@ function M.run_settings(image, args, entrypoint)
            labels = labels, exposed = exposed }
 end
 
+--- Does image `image` hold `word` as a command in one of the directories
+-- of `path` (a PATH's value)? Looked up in its layers, top first, as
+-- overlayfs would show them: a whiteout hides what lies below.
+function M.has_command(image, word, path)
+  local roots = {}
+  for root in (image.lower or ""):gmatch("[^:]+") do roots[#roots + 1] = root end
+  for dir in path:gmatch("[^:]+") do
+    for _, root in ipairs(roots) do
+      local attributes = lfs.symlinkattributes(root .. dir .. "/" .. word)
+      if attributes then
+        local whiteout = attributes.mode == "char device" and attributes.rdev == 0
+        if not whiteout then return true end
+        break
+      end
+    end
+  end
+  return false
+end
+
 local function decompressor(path)
   local f = io.open(path, "rb")
   if not f then return nil end
