@@ -113,6 +113,7 @@ lint:
 
 bench: all deps-bench
 	./lbox scripts/bench.lua
+	./lbox scripts/bench_pull.lua
 
 clean:
 	rm -rf build lbox lbox_*.deb

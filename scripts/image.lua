@@ -8,7 +8,7 @@ local options = require "lbox.options"
 local IMAGE = {
   name = "image",
   synopsis = { "import FILE.tar[.gz|.xz|.zst]|DIR|oci:DIR[:TAG]|docker-archive:FILE NAME",
-               "save NAME oci:DIR[:TAG]", "ls",
+               "save NAME oci:DIR[:TAG]|docker-archive:FILE", "ls",
                "inspect NAME...", "rm NAME...", "prune [-a]" },
   summary = "manage lbox's image store",
   description = "import: a docker export or podman export tarball (gzip, xz or zstd compressed, or not), or a "
@@ -16,7 +16,8 @@ local IMAGE = {
     .. "symlinks out of the image); oci:DIR[:TAG], the image of an OCI image layout (skopeo's, podman's), its "
     .. "blobs checked against their digests; docker-archive:FILE, the image of a docker save archive. save: an "
     .. "image as a new OCI image layout, layers "
-    .. "gzip-compressed. ls: the images, with tag, id and size. inspect: their records and OCI "
+    .. "gzip-compressed, or as a docker save archive (docker load reads it). ls: the images, with tag, id "
+    .. "and size. inspect: their records and OCI "
     .. "configurations (Entrypoint, Cmd, Env, Labels...), as JSON. rm: remove images, and the layers "
     .. "no other image uses; refused while a container runs on one. prune: remove layers no image uses and "
     .. "what an interrupted pull left; with -a, every image no container uses too. The built-in busybox "
@@ -45,7 +46,11 @@ end
 
 function commands.save(name, destination, extra)
   local layout = destination and destination:match("^oci:(.+)$")
-  if not name or not layout or extra then errors.raise("usage: lbox image save NAME oci:DIR[:TAG]") end
+  local archive = destination and destination:match("^docker%-archive:(.+)$")
+  if not name or not (layout or archive) or extra then
+    errors.raise("usage: lbox image save NAME oci:DIR[:TAG]|docker-archive:FILE")
+  end
+  if archive then return oci_layout.save_docker_archive(name, archive) end
   local dir, tag = oci_layout.parse(layout)
   oci_layout.save(name, dir, tag)
 end

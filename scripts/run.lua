@@ -3,6 +3,7 @@
 -- mount, IPC and network namespaces, with optional limits.
 local core = require "lbox.core"
 local errors = require "lbox.errors"
+local exec = require "lbox.exec"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
 local lbox = require "lbox"
@@ -31,6 +32,8 @@ local RUN_OPTIONS = {
       .. "or container:NAME (share its network)" },
   { "publish", short = "p", value = "[IP:]HOSTPORT:PORT[/tcp|/udp]", list = true,
     help = "publish a port of the container on the host (repeatable; implies --network bridge)" },
+  { "publish-all", short = "P",
+    help = "publish each port the image exposes on a free host port (see lbox inspect; implies --network bridge)" },
   { "detach", short = "d", help = "run in the background and print the container's id" },
   { "name", value = "NAME", help = "a unique name for the container" },
   { "rm", help = "remove the container when it ends (always, without -d)" },
@@ -278,6 +281,13 @@ elseif not opts.rootfs and args[first] and args[first]:find("^%w[^/]*/") and reg
   -- a registry's reference is never a command: say what is missing
   errors.raise(string.format("no image %s in the store: lbox pull %s first (lbox run does not pull)", args[first],
     args[first]))
+elseif not opts.rootfs and not opts.entrypoint and not opts.volume and args[first] and images.valid_name(args[first])
+  and not args[first]:find("/") and not images.has_command(images.get(images.DEFAULT), args[first],
+    exec.DEFAULT_PATH) then
+  -- neither (and no volume that could bring it): a docker user meant an
+  -- image ("Unable to find image"), which lbox does not pull
+  errors.raise(string.format("no image %s in the store, and no command %s in the %s image: lbox pull %s first "
+    .. "(lbox run does not pull)", args[first], args[first], images.DEFAULT, args[first]))
 end
 -- the image's Entrypoint and Cmd, Env, WorkingDir and User, as docker applies them
 local settings = images.run_settings(image, table.move(args, first, #args, 1, {}), opts.entrypoint)
@@ -286,7 +296,14 @@ if #command == 0 then
   errors.raise('"lbox run" requires a command to run (see lbox run --help)')
 end
 
-local namespaces, join, attachment = network_from(opts.network, ports_from(opts.publish))
+local ports = ports_from(opts.publish)
+if opts["publish-all"] then
+  -- host port 0: the network chooses a free one as the container starts
+  for _, exposed in ipairs(settings.exposed) do
+    ports[#ports + 1] = { host_port = 0, container_port = exposed.port, protocol = exposed.protocol }
+  end
+end
+local namespaces, join, attachment = network_from(opts.network, ports)
 local security = security_from(opts["security-opt"])
 local spec = {
   command = command,

@@ -5,7 +5,7 @@ local helper = require "helper"
 local options = require "lbox.options"
 
 local COMMANDS = { "run", "image", "commit", "export", "ps", "logs", "exec", "stop", "kill", "wait", "rm",
-                   "inspect", "stats", "top", "cp", "pause", "unpause", "restart", "bench", "network",
+                   "inspect", "stats", "top", "cp", "pause", "unpause", "restart", "bench", "bench_pull", "network",
                    "network create", "network ls", "network inspect", "network rm", "examples/matrix",
                    "examples/pipeline", "examples/sandbox", "examples/lua_payload", "examples/network" }
 

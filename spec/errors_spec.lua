@@ -60,7 +60,8 @@ describe("bad input", function()
   end)
 
   it("reports a command that cannot run with docker's codes", function()
-    assert_refused({ "run", "no-such-command" }, "executable file not found", 127)
+    assert_refused({ "run", "busybox", "no-such-command" }, "executable file not found", 127)
+    assert_refused({ "run", "no-such-command" }, "no image no%-such%-command in the store, and no command", 125)
     assert_refused({ "run", "-v", helper.fixtures .. ":/fixtures:ro", "/fixtures/not-executable.txt" },
       "permission denied", 126)
   end)

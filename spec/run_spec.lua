@@ -153,7 +153,13 @@ describe("lbox run", function()
     local hi = helper.lbox_run { "run", "echo", "hi" }
     assert.are.same({ 0, "hi\n" }, { hi.code, hi.out })
     local cases = {
-      { { "no-such-command" }, 127, 'exec "no%-such%-command": executable file not found in %$PATH' },
+      { { "busybox", "no-such-command" }, 127, 'exec "no%-such%-command": executable file not found in %$PATH' },
+      -- neither an image nor a command: a docker user meant an image, which lbox does not pull
+      -- (without a volume, which could bring the command)
+      { { "no-such-command" }, 125, "no image no%-such%-command in the store, and no command no%-such%-command in "
+        .. "the busybox image: lbox pull no%-such%-command first %(lbox run does not pull%)", plain = true },
+      { { "alpine:3" }, 125, "no image alpine:3 in the store, and no command alpine:3 in the busybox image: "
+        .. "lbox pull alpine:3 first %(lbox run does not pull%)", plain = true },
       { { "/no/such/file" }, 127, 'exec "/no/such/file": no such file or directory' },
       { { "/fixtures/not-executable.txt" }, 126, 'exec "/fixtures/not%-executable.txt": permission denied' },
       { { "/etc" }, 126, 'exec "/etc": permission denied' },
@@ -161,7 +167,7 @@ describe("lbox run", function()
       { { "sh", "-c", "exit 255" }, 255 },
     }
     for _, case in ipairs(cases) do
-      local r = run(case[1])
+      local r = case.plain and helper.lbox_run { "run", table.unpack(case[1]) } or run(case[1])
       assert.are.equal(case[2], r.code, table.concat(case[1], " ") .. ": " .. r.err)
       if case[3] then
         assert.matches("^lbox: error: " .. case[3] .. "\n$", r.err)

@@ -87,7 +87,7 @@ describe("workload flags", function()
       local r = helper.finish(proc, 10)
       assert.are.same({ 7, "got TERM\n" }, { r.code, r.out }, r.err)
       assert.are.equal(137, helper.lbox_run({ "run", "--init", "sh", "-c", "kill -9 $$" }).code)
-      local missing = helper.lbox_run { "run", "--init", "no-such-command" }
+      local missing = helper.lbox_run { "run", "--init", "busybox", "no-such-command" }
       assert.are.equal(127, missing.code)
       assert.matches('"no%-such%-command": executable file not found', missing.err)
       assert.are.equal("1\n", run { "run", "--init", "sh", "-c", "ps -o pid,comm | grep -c '^ *1 lbox'" })

@@ -187,7 +187,8 @@ end
 -- none, as docker combines them; `entrypoint`, --entrypoint's word,
 -- replaces the image's and drops its Cmd, "" leaving none), and the
 -- environment, working directory and user the image asks for.
--- @return { command, env = { NAME = value }, workdir | nil, user | nil, labels }
+-- @return { command, env = { NAME = value }, workdir | nil, user | nil, labels,
+-- exposed = { { port, protocol } } (ExposedPorts, for -P) }
 function M.run_settings(image, args, entrypoint)
   local config = image and image.config or {}
   local function strings(list)
@@ -210,9 +211,39 @@ function M.run_settings(image, args, entrypoint)
   for k, v in pairs(type(config.Labels) == "table" and config.Labels or {}) do
     if type(k) == "string" and type(v) == "string" then labels[k] = v end
   end
+  -- ExposedPorts: { ["80/tcp"] = {} }, sorted for a stable order
+  local exposed = {}
+  for key in pairs(type(config.ExposedPorts) == "table" and config.ExposedPorts or {}) do
+    local port, protocol = tostring(key):match("^(%d+)/?(%a*)$")
+    port = math.tointeger(tonumber(port))
+    protocol = protocol == "" and "tcp" or protocol
+    if port and port >= 1 and port <= 65535 and (protocol == "tcp" or protocol == "udp") then
+      exposed[#exposed + 1] = { port = port, protocol = protocol }
+    end
+  end
+  table.sort(exposed, function(a, b) return a.port < b.port or (a.port == b.port and a.protocol < b.protocol) end)
   local function text(value) return type(value) == "string" and value ~= "" and value or nil end
   return { command = command, env = env, workdir = text(config.WorkingDir), user = text(config.User),
-           labels = labels }
+           labels = labels, exposed = exposed }
+end
+
+--- Does image `image` hold `word` as a command in one of the directories
+-- of `path` (a PATH's value)? Looked up in its layers, top first, as
+-- overlayfs would show them: a whiteout hides what lies below.
+function M.has_command(image, word, path)
+  local roots = {}
+  for root in (image.lower or ""):gmatch("[^:]+") do roots[#roots + 1] = root end
+  for dir in path:gmatch("[^:]+") do
+    for _, root in ipairs(roots) do
+      local attributes = lfs.symlinkattributes(root .. dir .. "/" .. word)
+      if attributes then
+        local whiteout = attributes.mode == "char device" and attributes.rdev == 0
+        if not whiteout then return true end
+        break
+      end
+    end
+  end
+  return false
 end
 
 local function decompressor(path)

@@ -592,7 +592,9 @@ function M.check_attachment(attachment, bad)
     end
     for _, field in ipairs { "host_port", "container_port" } do
       local v = port[field]
-      if math.type(v) ~= "integer" or v < 1 or v > 65535 then
+      -- host port 0: any free one, chosen at the start (docker's -P)
+      local low = field == "host_port" and 0 or 1
+      if math.type(v) ~= "integer" or v < low or v > 65535 then
         bad("network.ports", "port %s is out of range (1-65535)", tostring(v))
       end
     end
@@ -600,7 +602,9 @@ function M.check_attachment(attachment, bad)
       bad("network.ports", "%q is not an IPv4 address", tostring(port.host_ip))
     end
     local key = protocol .. "/" .. port.host_port
-    if seen[key] then bad("network.ports", "port %d/%s is published twice", port.host_port, protocol) end
+    if seen[key] and port.host_port ~= 0 then
+      bad("network.ports", "port %d/%s is published twice", port.host_port, protocol)
+    end
     seen[key] = true
     out.ports[i] = { host_ip = port.host_ip, host_port = port.host_port, container_port = port.container_port,
                      protocol = protocol }
@@ -653,12 +657,12 @@ local function admission(networks, attachment, bad)
     bad("network", "no such network %s (see lbox network ls)", attachment.name)
   end
   for _, port in ipairs(attachment.ports) do
-    local owner = port_owner(networks, port)
+    local owner = port.host_port ~= 0 and port_owner(networks, port)
     if owner then
       bad("network.ports", "%d/%s: the port is already published by container %s", port.host_port, port.protocol,
         owner.name or owner.id:sub(1, 12))
     end
-    if host_port_taken(port) then
+    if port.host_port ~= 0 and host_port_taken(port) then
       bad("network.ports", "%d/%s: the port is already in use on the host", port.host_port, port.protocol)
     end
   end
@@ -688,23 +692,57 @@ function M.check_admission(attachment, bad)
   admission(networks, attachment, bad or field_error)
 end
 
+-- docker's range for the host ports it chooses (-P)
+local EPHEMERAL_PORTS = { first = 32768, last = 60999 }
+
+-- `ports` with each host port 0 made a free one: taken by no lease of
+-- `networks` nor by a socket of the host. A copy: the spec keeps its 0s,
+-- so that a restart chooses again. Under the networks' lock.
+local function chosen_ports(networks, ports)
+  local out, picked = {}, {}
+  for i, port in ipairs(ports) do
+    out[i] = port
+    if port.host_port == 0 then
+      local choice
+      for n = EPHEMERAL_PORTS.first, EPHEMERAL_PORTS.last do
+        local candidate = { host_ip = port.host_ip, host_port = n, container_port = port.container_port,
+                            protocol = port.protocol }
+        if not picked[port.protocol .. "/" .. n] and not port_owner(networks, candidate)
+          and not host_port_taken(candidate) then
+          choice = candidate
+          break
+        end
+      end
+      if not choice then
+        field_error("network.ports", "no free host port for %d/%s", port.container_port, port.protocol)
+      end
+      picked[port.protocol .. "/" .. choice.host_port] = true
+      out[i] = choice
+    else
+      picked[port.protocol .. "/" .. port.host_port] = true
+    end
+  end
+  return out
+end
+
 local function lease_locked(c, attachment)
   local networks = all_networks()
   local swept = sweep(networks)
   local net, address, prefix = admission(networks, attachment, field_error)
+  local ports = chosen_ports(networks, attachment.ports)
   if not net then
     net = create_locked(M.DEFAULT.name, default_subnet(networks), nil, M.default_bridge())
     networks[#networks + 1] = net
     address, prefix = free_address(net)
   end
   ensure_bridge(net)
-  net.leases[address] = { id = c.id, name = c.spec.name, hostname = c.spec.hostname, ports = attachment.ports }
+  net.leases[address] = { id = c.id, name = c.spec.name, hostname = c.spec.hostname, ports = ports }
   write(net)
   -- from here on, detach gives the lease back
   c.network_lease = { network = net.name, address = address, bridge = net.bridge }
-  state.update(c.id, { network = net.name, address = address, ports = attachment.ports })
+  state.update(c.id, { network = net.name, address = address, ports = ports })
   -- the table holds the networks and the published ports only
-  if not publish("delete", networks, swept) then publish("add", networks, port_elements(address, attachment.ports)) end
+  if not publish("delete", networks, swept) then publish("add", networks, port_elements(address, ports)) end
   write_hosts(net)
   return { address = address, prefix = prefix, gateway = net.gateway }
 end

@@ -180,6 +180,30 @@ local function oci_whiteouts(root, copy)
   end
 end
 
+-- Each layer of `image` as a plain tar (whiteouts as OCI's) at a path
+-- under `tmp`, bottom first, given to `take(i, path)`, which moves or
+-- removes it. @return the image's configuration with their diff_ids
+local function layer_tars(image, tmp, take)
+  local roots = {}
+  for part in image.lower:gmatch("[^:]+") do table.insert(roots, 1, part) end -- bottom first
+  local diff_ids = {}
+  for i, root in ipairs(roots) do
+    local copy = tmp .. "/layer-" .. i
+    oci_whiteouts(root, copy)
+    local archive = tmp .. "/layer.tar"
+    fs.run("cannot write layer " .. i, "tar -C %s --numeric-owner --sort=name " .. layers.TAR_KEEP
+      .. " --xattrs-exclude='trusted.overlay.*' -cf %s .", copy, archive)
+    fs.remove_tree(copy)
+    diff_ids[i] = layers.digest_file(archive)
+    take(i, archive)
+  end
+  local text = fs.read_file(image.dir .. "/config.json")
+  -- an image without one (from before layers) has its command in its manifest
+  local config = text and cjson.decode(text) or { architecture = "amd64", os = "linux", config = image.config }
+  config.rootfs = { type = "layers", diff_ids = diff_ids }
+  return config
+end
+
 --- Save image `name` as the image tagged `tag` (default: its own tag) of a
 -- new layout at `dir`: each layer a gzip tar (whiteouts as OCI's), its
 -- configuration, an OCI manifest, index.json. Made beside `dir` and
@@ -194,26 +218,13 @@ function M.save(name, dir, tag)
   local partial = dir .. ".partial-" .. fs.random_hex(4)
   local ok, err = pcall(with_staging, function(tmp)
     errors.try("cannot create " .. partial, fs.mkdir_p(partial .. "/blobs/sha256"))
-    local roots = {}
-    for part in image.lower:gmatch("[^:]+") do table.insert(roots, 1, part) end -- bottom first
-    local descriptors, diff_ids = {}, {}
-    for i, root in ipairs(roots) do
-      local copy = tmp .. "/layer-" .. i
-      oci_whiteouts(root, copy)
-      local archive = tmp .. "/layer.tar"
-      fs.run("cannot write layer " .. i, "tar -C %s --numeric-owner --sort=name " .. layers.TAR_KEEP
-        .. " --xattrs-exclude='trusted.overlay.*' -cf %s .", copy, archive)
-      fs.remove_tree(copy)
-      diff_ids[i] = layers.digest_file(archive)
+    local descriptors = {}
+    local config = layer_tars(image, tmp, function(i, archive)
       fs.run("cannot compress layer " .. i, "gzip -n < %s > %s", archive, archive .. ".gz")
       os.remove(archive)
       local digest, size = put_blob(partial, archive .. ".gz")
       descriptors[i] = { mediaType = "application/vnd.oci.image.layer.v1.tar+gzip", digest = digest, size = size }
-    end
-    local text = fs.read_file(image.dir .. "/config.json")
-    -- an image without one (from before layers) has its command in its manifest
-    local config = text and cjson.decode(text) or { architecture = "amd64", os = "linux", config = image.config }
-    config.rootfs = { type = "layers", diff_ids = diff_ids }
+    end)
     fs.write_file(tmp .. "/config.json", cjson.encode(config))
     local config_digest, config_size = put_blob(partial, tmp .. "/config.json")
     fs.write_file(tmp .. "/manifest.json", cjson.encode {
@@ -231,6 +242,44 @@ function M.save(name, dir, tag)
   end)
   if not ok then
     fs.remove_tree(partial)
+    error(err, 0)
+  end
+end
+
+--- Save image `name` as a `docker save` archive at `file` (docker load
+-- reads it, and `lbox image import docker-archive:`): manifest.json, the
+-- configuration as HEX.json, each layer a plain tar at DIFF_ID/layer.tar,
+-- repositories. Written beside `file` and renamed to it when complete.
+function M.save_docker_archive(name, file)
+  local image = images.get(name)
+  if not image then errors.raise(string.format("no image %q", name)) end
+  if fs.kind(file) then errors.raise(string.format("%s exists: save to a new file", file)) end
+  local partial = file .. ".partial-" .. fs.random_hex(4)
+  local ok, err = pcall(with_staging, function(tmp)
+    local root = tmp .. "/archive"
+    errors.try("cannot create a staging directory", fs.mkdir_p(root))
+    local paths = {}
+    local config = layer_tars(image, tmp, function(i, archive)
+      local dir = root .. "/" .. layers.digest_file(archive):sub(8)
+      errors.try("cannot write layer " .. i, fs.mkdir_p(dir))
+      errors.try("cannot write layer " .. i, os.rename(archive, dir .. "/layer.tar"))
+      paths[i] = dir:sub(#root + 2) .. "/layer.tar"
+    end)
+    fs.write_file(tmp .. "/config.json", cjson.encode(config))
+    local config_name = layers.digest_file(tmp .. "/config.json"):sub(8) .. ".json"
+    errors.try("cannot write the configuration", os.rename(tmp .. "/config.json", root .. "/" .. config_name))
+    -- docker's tags are REPOSITORY:TAG
+    local repository, tag = name:match("^(.*):([%w_][%w_.-]*)$")
+    repository, tag = repository or name, tag or "latest"
+    local manifest = { { Config = config_name, RepoTags = { repository .. ":" .. tag }, Layers = paths } }
+    fs.write_file(root .. "/manifest.json", cjson.encode(manifest))
+    fs.write_file(root .. "/repositories", cjson.encode { [repository] = { [tag] = paths[#paths]:match("^(%x+)/") } })
+    fs.run("cannot save to " .. file, "tar -C %s --numeric-owner --owner=0 --group=0 --sort=name -cf %s .", root,
+      partial)
+    errors.try("cannot save to " .. file, os.rename(partial, file))
+  end)
+  if not ok then
+    os.remove(partial)
     error(err, 0)
   end
 end
