@@ -82,10 +82,15 @@ deb: all
 # The specs on this host; in a pure cgroup v2 guest; both, with one summary.
 # This host has no swap: its suite leaves out the swap spec (the guest has one).
 # The specs use a store of their own, never the user's containers and images.
+# The specs' store, one per checkout, outside it: a container in a user
+# namespace reaches its layer through the store's path as an unprivileged
+# id, and a checkout under /root (0700) is closed to it.
+SPEC_STORE ?= /var/tmp/lbox-spec-store$(subst /,-,$(CURDIR))
+
 test: all
 	@echo "make test: the #swap spec runs in make test-v2, which has a swap device"
-	LBOX_STORE=$(CURDIR)/build/spec-store $(BUSTED) --exclude-tags=swap spec; status=$$?; \
-	  LBOX_STORE=$(CURDIR)/build/spec-store ./lbox spec/teardown.lua; exit $$status
+	LBOX_STORE=$(SPEC_STORE) $(BUSTED) --exclude-tags=swap spec; status=$$?; \
+	  LBOX_STORE=$(SPEC_STORE) ./lbox spec/teardown.lua; exit $$status
 
 # The Debian 12 root spec/debian_spec.lua imports, made by debootstrap
 # from Debian's archive once and kept for every clone of this machine (the

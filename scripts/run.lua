@@ -272,6 +272,7 @@ local opts, args = options.command(RUN, { ... })
 if not opts then return 0 end
 local first = 1
 
+require("lbox.container").check_root()
 -- The first word is the image when the store has one of that name.
 local image
 if not opts.rootfs and args[first] and images.valid_name(args[first]) and images.get(args[first]) then

@@ -236,11 +236,16 @@ M.start_steps = {
 -- image, its limits' controllers); nothing is made there yet, but the
 -- built-in image on first use. Raises a user error naming the first thing
 -- wrong with the spec. @see lua/API.md for the fields
-function M.new(spec, labels)
-  -- before the plan, which makes the built-in image on first use
+--- Raise the user error of a caller who is not root: before anything
+-- reads or makes the built-in image (the plan does, on first use).
+function M.check_root()
   if core.geteuid() ~= 0 then
     errors.raise("lbox needs root to create namespaces and cgroups (run it with sudo)")
   end
+end
+
+function M.new(spec, labels)
+  M.check_root()
   local self = setmetatable({ spec = spec_check.normalize(spec, labels) }, Container)
   -- everything knowable before a privileged act, checked now, in one place
   self.plan = spec_check.plan(self.spec, labels)

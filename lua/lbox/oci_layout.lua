@@ -149,7 +149,8 @@ end
 -- Write `data` as a blob of the layout being made at `dir`. @return descriptor fields
 local function put_blob(dir, data_path)
   local digest = layers.digest_file(data_path)
-  errors.try("cannot write the layout", os.rename(data_path, dir .. "/blobs/sha256/" .. digest:sub(8)))
+  -- mv: the layout may be on another filesystem than the store's staging
+  fs.run("cannot write the layout", "mv %s %s", data_path, dir .. "/blobs/sha256/" .. digest:sub(8))
   return digest, lfs.attributes(dir .. "/blobs/sha256/" .. digest:sub(8), "size")
 end
 

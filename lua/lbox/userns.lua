@@ -15,6 +15,7 @@ local core = require "lbox.core"
 local errors = require "lbox.errors"
 local fs = require "lbox.fs"
 local images = require "lbox.images"
+local lfs = require "lfs"
 local state = require "lbox.state"
 local store = require "lbox.store"
 
@@ -132,6 +133,26 @@ function M.check(spec, out, bad, name)
         kind == "net" and "--network host" or "the host's " .. kind .. " namespace", kind)
     end
   end
+  -- before pivot_root the container's root, one of the range's ids, mounts
+  -- its layer by the store's path: every directory on it must let others by
+  local closed = M.closed_directory(store.root())
+  if closed then
+    bad(field, "needs lbox's store where every user may pass: %s is closed to others "
+      .. "(chmod o+x %s, or another LBOX_STORE)", closed, closed)
+  end
+end
+
+--- The first directory on `path` (an absolute path) that others may not
+-- pass through (no o+x) | nil.
+function M.closed_directory(path)
+  local prefix = ""
+  for part in path:gmatch("[^/]+") do
+    prefix = prefix .. "/" .. part
+    local permissions = lfs.attributes(prefix, "permissions")
+    if not permissions then return nil end -- made later, by lbox: open to others
+    if permissions:sub(9, 9) ~= "x" then return prefix end
+  end
+  return nil
 end
 
 --- The { start, count } ranges `user` has in subordinate id file `text`.
