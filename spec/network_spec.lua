@@ -170,7 +170,7 @@ describe("lbox network and containers on networks", function()
     assert.matches('"subnet":"10.251.0.0/24"', inspected)
     local bridge = inspected:match('"bridge":"(lbr%-%x+)"')
     assert.are.equal("10.251.0.1/24", helper.sh("ip -o -4 addr show dev " .. bridge .. " | awk '{print $4}'").out:match("%S+"))
-    ok(lbox { "run", "-d", "--name", "spec-user", "--network", "spec-a", "sleep", "30" })
+    ok(lbox { "run", "-d", "--name", "spec-user", "--network", "spec-a", "sleep", "600" })
     refused(lbox { "network", "rm", "spec-a" }, "network spec%-a is in use by container spec%-user")
     ok(lbox { "rm", "-f", "spec-user" })
     assert.are.equal("spec-a\n", ok(lbox { "network", "rm", "spec-a" }))
@@ -205,7 +205,7 @@ describe("lbox network and containers on networks", function()
     refused(lbox { "run", "-p", "80", "true" }, "use %[IP:%]HOSTPORT:PORT")
     refused(lbox { "run", "-p", "8080:80/sctp", "true" }, "use tcp or udp")
     refused(lbox { "run", "--network", "none", "-p", "8080:80", "true" }, "no ports of its own")
-    ok(lbox { "run", "-d", "--name", "spec-p", "--network", "spec-b", "-p", "18080:80", "sleep", "30" })
+    ok(lbox { "run", "-d", "--name", "spec-p", "--network", "spec-b", "-p", "18080:80", "sleep", "600" })
     refused(lbox { "run", "--network", "spec-b", "-p", "18080:81", "true" }, "already published by container spec%-p")
     ok(lbox { "rm", "-f", "spec-p" })
     -- a listener of the host's: no connection is ever made to it
@@ -223,7 +223,7 @@ describe("lbox network and containers on networks", function()
     ok(lbox { "network", "create", "--subnet", "10.251.1.0/29", "spec-small" })
     local ids = {}
     for i = 1, 5 do
-      ids[i] = ok(lbox { "run", "-d", "--network", "spec-small", "sleep", "30" }):match("%x+")
+      ids[i] = ok(lbox { "run", "-d", "--network", "spec-small", "sleep", "600" }):match("%x+")
     end
     refused(lbox { "run", "--network", "spec-small", "true" }, "network spec%-small is full")
     ok(lbox { "rm", "-f", table.unpack(ids) })
@@ -314,7 +314,7 @@ describe("lbox network and containers on networks", function()
   it("rewrites its nftables table when it is gone (a reboot, or removed by hand)", function()
     -- this store's table only: lbox-<hash of the spec store>
     local function drop_table() assert(core.nft("delete table ip " .. network.table_name() .. "\n")) end
-    local id = ok(lbox { "run", "-d", "-p", "18088:80", "sleep", "30" }):match("%x+")
+    local id = ok(lbox { "run", "-d", "-p", "18088:80", "sleep", "600" }):match("%x+")
     local address = network.inspect("bridge").gateway:gsub("%.", "%%."):gsub("1$", "%%d+")
     assert.matches("^tcp dport 18088 dnat to " .. address .. ":80$", table.concat(helper.nft_rules(), "\n"))
     -- its element cannot be deleted: the table is made again, without it
@@ -324,13 +324,13 @@ describe("lbox network and containers on networks", function()
     assert.truthy(core.nft("list chain ip " .. network.table_name() .. " ports\n"))
     -- its element cannot be added: the table is made again, with it
     drop_table()
-    id = ok(lbox { "run", "-d", "-p", "18088:80", "sleep", "30" }):match("%x+")
+    id = ok(lbox { "run", "-d", "-p", "18088:80", "sleep", "600" }):match("%x+")
     assert.matches("^tcp dport 18088 dnat to " .. address .. ":80$", table.concat(helper.nft_rules(), "\n"))
     ok(lbox { "rm", "-f", id })
   end)
 
   it("records a container's network, address and ports for inspect", function()
-    local id = ok(lbox { "run", "-d", "-p", "18085:80", "sleep", "30" }):match("%x+")
+    local id = ok(lbox { "run", "-d", "-p", "18085:80", "sleep", "600" }):match("%x+")
     local out = ok(lbox { "inspect", id })
     assert.matches('"network":"bridge"', out)
     assert.matches('"address":"[%d.]+"', out)
@@ -353,8 +353,8 @@ describe("lbox network and containers on networks", function()
   it("containers of a network reach each other by name; other networks' do not", function()
     ok(lbox { "network", "create", "--subnet", "10.251.2.0/24", "spec-x" })
     ok(lbox { "network", "create", "--subnet", "10.251.3.0/24", "spec-y" })
-    ok(lbox { "run", "-d", "--name", "spec-server", "--network", "spec-x", "sleep", "30" })
-    ok(lbox { "run", "-d", "--name", "spec-stranger", "--network", "spec-y", "sleep", "30" })
+    ok(lbox { "run", "-d", "--name", "spec-server", "--network", "spec-x", "sleep", "600" })
+    ok(lbox { "run", "-d", "--name", "spec-stranger", "--network", "spec-y", "sleep", "600" })
     local out = ok(lbox { "run", "--network", "spec-x", "sh", "-c", "ping -c 1 -W 2 spec-server" })
     assert.matches("from 10%.251%.2%.2", out)
     local r = lbox { "run", "--network", "spec-y", "ping", "-c", "1", "-W", "1", "10.251.2.2" }
@@ -363,7 +363,7 @@ describe("lbox network and containers on networks", function()
     r = lbox { "run", "--network", "spec-x", "ping", "-c", "1", "-W", "1", "10.251.3.2" }
     assert.are.equal(1, r.code, r.out .. r.err)
     -- the first one learns the names of those who join after it, and forgets them
-    ok(lbox { "run", "-d", "--name", "spec-late", "--network", "spec-x", "sleep", "30" })
+    ok(lbox { "run", "-d", "--name", "spec-late", "--network", "spec-x", "sleep", "600" })
     assert.matches("10%.251%.2%.%d+\t%x+ spec%-late\n", ok(lbox { "exec", "spec-server", "cat", "/etc/hosts" }))
     ok(lbox { "rm", "-f", "spec-late" })
     assert.is_nil(ok(lbox { "exec", "spec-server", "cat", "/etc/hosts" }):find("spec-late", 1, true))
@@ -483,7 +483,7 @@ describe("lbox network and containers on networks", function()
   it("sweeps what a SIGKILLed lbox left: lease, veth, port rules", function()
     local existing = {}
     for _, name in ipairs(helper.links()) do existing[name] = true end
-    local proc = helper.start { helper.lbox, "run", "-p", "18083:80", "sleep", "30" }
+    local proc = helper.start { helper.lbox, "run", "-p", "18083:80", "sleep", "600" }
     local veth
     assert.is_true(helper.eventually(function()
       for _, name in ipairs(helper.links()) do

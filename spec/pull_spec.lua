@@ -302,7 +302,7 @@ describe("lbox pull", function()
     assert.are.same({ name, pushed.busybox.digest, "65534", "/srv/app" },
       { record.name, record.digest, record.config.config.User, record.config.config.WorkingDir })
     -- another name for the same image: removing it is no use of the layers
-    local d2 = helper.lbox_run { "run", "-d", name, "sleep 30" }
+    local d2 = helper.lbox_run { "run", "-d", name, "sleep 600" }
     assert.are.equal(0, d2.code, d2.err)
     local by_digest = registry.host .. "/lbox/busybox@" .. pushed.busybox.digest
     assert.are.equal(0, helper.lbox_run({ "pull", "--insecure", by_digest }).code)

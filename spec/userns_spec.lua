@@ -103,7 +103,7 @@ describe("user namespaces", function()
   end)
 
   it("gives each running container a range of its own, and takes it back at its end", function()
-    local first = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "60" }
+    local first = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "600" }
     assert.are.equal(0, first.code, first.err)
     local id = first.out:match("%x+")
     finally(function() helper.lbox_run { "rm", "-f", id } end)
@@ -125,7 +125,7 @@ describe("user namespaces", function()
   it("keeps a container's range when the monitor starts it again", function()
     local dir = temp_dir()
     os.execute("chmod 1777 " .. dir)
-    local first = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "60" }
+    local first = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "600" }
     assert.are.equal(0, first.code, first.err)
     local first_id = first.out:match("%x+")
     -- it writes its map at each start, and ends once told to
@@ -157,7 +157,7 @@ describe("user namespaces", function()
   end)
 
   it("runs exec in the container's user namespace, as its root or a user of it", function()
-    local run = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "60" }
+    local run = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "600" }
     assert.are.equal(0, run.code, run.err)
     local id = run.out:match("%x+")
     finally(function() helper.lbox_run { "rm", "-f", id } end)
@@ -174,7 +174,7 @@ describe("user namespaces", function()
   end)
 
   it("copies in with the container's owners, and gives exec -t -u its terminal", function()
-    local run = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "60" }
+    local run = helper.lbox_run { "run", "-d", "--userns=auto", "sleep", "600" }
     assert.are.equal(0, run.code, run.err)
     local id = run.out:match("%x+")
     local dir = temp_dir()
@@ -248,7 +248,7 @@ describe("user namespaces", function()
   end)
 
   it("refuses what a user namespace cannot have, in one line, exit 125", function()
-    local other = helper.lbox_run { "run", "-d", "sleep", "60" }
+    local other = helper.lbox_run { "run", "-d", "sleep", "600" }
     assert.are.equal(0, other.code, other.err)
     local other_id = other.out:match("%x+")
     finally(function() helper.lbox_run { "rm", "-f", other_id } end)

@@ -34,7 +34,7 @@ describe("workload flags", function()
   end)
 
   it("lbox exec runs with the container's ulimits, as docker exec", function()
-    local id = run({ "run", "-d", "--ulimit", "nofile=100:200", "--ulimit", "core=0", "sleep", "30" }):match("^(%x+)\n$")
+    local id = run({ "run", "-d", "--ulimit", "nofile=100:200", "--ulimit", "core=0", "sleep", "600" }):match("^(%x+)\n$")
     finally(function() helper.lbox_run { "rm", "-f", id } end)
     assert.are.equal("100 200 0\n", run { "exec", id, "sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn) $(ulimit -Sc)" })
   end)
@@ -216,7 +216,7 @@ describe("workload flags", function()
     local dir = helper.sh("mktemp -d /tmp/lbox-spec.XXXXXX").out:gsub("\n$", "")
     finally(function() helper.sh("rm -rf " .. dir) end)
     local r = helper.lbox_run { "run", "-d", "sh", "-c", "mkdir -p /data/sub && echo hi > /data/sub/f && "
-      .. "chown 1234 /data/sub/f && ln -s /etc /data/etc && echo inside > /etc/marker && echo ready && sleep 30" }
+      .. "chown 1234 /data/sub/f && ln -s /etc /data/etc && echo inside > /etc/marker && echo ready && sleep 600" }
     assert.are.equal(0, r.code, r.err)
     local id = r.out:match("^(%x+)\n$")
     finally(function() helper.lbox_run { "rm", "-f", id } end)
@@ -240,7 +240,7 @@ describe("workload flags", function()
       .. dir .. "/src/sub/f && ln -s /nowhere " .. dir .. "/src/link && echo single > " .. dir .. "/file && chown -R "
       .. "1234:1234 " .. dir .. "/src " .. dir .. "/file").code)
     local r = helper.lbox_run { "run", "-d", "sh", "-c",
-      "mkdir /data && ln -s /data /via && ln -s / /escape && echo ready && sleep 30" }
+      "mkdir /data && ln -s /data /via && ln -s / /escape && echo ready && sleep 600" }
     assert.are.equal(0, r.code, r.err)
     local id = r.out:match("^(%x+)\n$")
     finally(function() helper.lbox_run { "rm", "-f", id } end)
