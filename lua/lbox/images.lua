@@ -57,13 +57,8 @@ local function image_dir(name)
   return images_dir() .. "/" .. name:gsub("/", "%%")
 end
 
-local function read_json(path)
-  local ok, value = pcall(cjson.decode, fs.read_file(path) or "")
-  return ok and type(value) == "table" and value or nil
-end
-
 local function read_manifest(dir)
-  return read_json(dir .. "/manifest.json")
+  return fs.read_json(dir .. "/manifest.json")
 end
 
 local by_name, used_layers, remove_record -- below
@@ -160,7 +155,7 @@ function by_name(name)
     for i = #manifest.layers, 1, -1 do roots[#roots + 1] = layers.dir(manifest.layers[i]) .. "/root" end
     image.lower = table.concat(roots, ":")
     image.rootfs = #roots == 1 and roots[1] or nil
-    image.config = (read_json(dir .. "/config.json") or {}).config or {}
+    image.config = (fs.read_json(dir .. "/config.json") or {}).config or {}
   else -- an image from before layers
     image.rootfs, image.lower = dir .. "/rootfs", dir .. "/rootfs"
     image.config = { Cmd = manifest.cmd }
@@ -305,7 +300,7 @@ function M.inspect(name)
   if not image then errors.raise(string.format("no image %q", tostring(name))) end
   local record = {}
   for k, v in pairs(image.manifest) do record[k] = v end
-  record.config = read_json(image.dir .. "/config.json") or { config = image.config }
+  record.config = fs.read_json(image.dir .. "/config.json") or { config = image.config }
   return record
 end
 

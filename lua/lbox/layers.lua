@@ -43,8 +43,7 @@ end
 
 --- The record of layer `digest`: { digest, size } | nil
 function M.info(digest)
-  local ok, info = pcall(cjson.decode, fs.read_file(M.dir(digest) .. "/layer.json") or "")
-  return ok and type(info) == "table" and info or nil
+  return fs.read_json(M.dir(digest) .. "/layer.json")
 end
 
 --- "sha256:<hex>" of the file at `path`.

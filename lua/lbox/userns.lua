@@ -223,8 +223,8 @@ end
 
 --- The maps recorded for container `id` | nil.
 function M.recorded(id)
-  local ok, maps = pcall(cjson.decode, fs.read_file(record_path(id)) or "")
-  if not ok or type(maps) ~= "table" then return nil end
+  local maps = fs.read_json(record_path(id))
+  if not maps then return nil end
   return { auto = maps.auto == true, uid = integers(maps.uid), gid = integers(maps.gid) }
 end
 
